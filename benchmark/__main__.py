@@ -1,0 +1,59 @@
+"""``python -m benchmark`` (or ``transferbench``): one run, or a sweep with ``-m``.
+
+    python -m benchmark treatment=transfer n=3 finetune=true target=B seed=0   # AnB+3
+    python -m benchmark -m experiment=demo seed=0,1,2                          # the grid
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.errors import UserError, exit_with
+from benchmark.preflight import check_overrides
+from benchmark.protocol import run_label
+from benchmark.run import execute, finished_result
+
+CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+CONFIG_NAME = "config"
+log = logging.getLogger("benchmark")
+
+OmegaConf.register_new_resolver("tb.label", run_label, replace=True)
+
+
+@hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
+def app(cfg: DictConfig) -> dict | None:
+    hydra_cfg = HydraConfig.get()
+    out_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    try:
+        done = finished_result(out_dir)
+        if done is not None:
+            log.info("%s seed %s already finished (%s); skipping", done["label"], done["seed"],
+                     out_dir / "result.json")
+            return done
+        return execute(cfg, out_dir, group=cfg.sweep_name if multirun else None)
+    except UserError as error:
+        exit_with(error)
+    return None
+
+
+def _command_line_overrides(argv: list[str]) -> list[str]:
+    return [a for a in argv if "=" in a and not a.startswith("-")]
+
+
+def main() -> None:
+    try:
+        check_overrides(CONFIG_DIR, CONFIG_NAME, _command_line_overrides(sys.argv[1:]))
+    except UserError as error:
+        exit_with(error)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,147 @@
+"""The generality curve: accuracy per role and layer n, and the paper's derived quantities.
+
+Both transfer directions are pooled, as in Yosinski et al. 2014: every run is
+named by its role written with target-B names (a selffer net is ``BnB`` whether
+it was BnB or AnA), and compared with the base net of its own target half.
+"""
+from __future__ import annotations
+
+import math
+import operator
+from collections.abc import Callable, Iterable
+
+from benchmark.analysis.collect import experiment_identity
+from benchmark.analysis.stats import describe, welch_p
+
+BASE = "baseB"
+SERIES = ("BnB", "BnB+", "AnB", "AnB+", "random")
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b else math.nan
+
+
+# quantity -> (left role, right role, combine(left value, right value)) on matched runs
+DERIVED: dict[str, tuple[str, str, Callable[[float, float], float]]] = {
+    "generality": ("AnB", BASE, _ratio),
+    "coadaptation_loss": (BASE, "BnB", operator.sub),
+    "specificity_loss": ("BnB", "AnB", operator.sub),
+    "finetune_boost": ("AnB+", BASE, operator.sub),
+}
+
+Table = dict[str, dict[int, list[tuple[tuple, float]]]]
+
+
+def role(result: dict) -> str:
+    """The series a run belongs to: baseB, BnB, BnB+, AnB, AnB+ or random."""
+    treatment = result["treatment"]
+    if treatment == "base":
+        return BASE
+    if treatment == "random":
+        return "random"
+    stem = "BnB" if treatment == "selffer" else "AnB"
+    return stem + "+" if result.get("finetune") else stem
+
+
+def unit(result: dict) -> tuple:
+    """Runs are matched within a unit: same experiment, seed and target half."""
+    return (*experiment_identity(result), result["seed"], result["target"])
+
+
+def metric_value(result: dict, metric: str) -> float | None:
+    """The run's final ``metrics[metric]`` as a float, None when absent or not finite."""
+    value = (result.get("metrics") or {}).get(metric)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return None
+    return float(value)
+
+
+def metric_label(metric: str) -> str:
+    """Axis/caption wording for a metric name."""
+    names = {"top1": "Top-1 accuracy", "top5": "Top-5 accuracy", "top1_best": "Best top-1 accuracy"}
+    return names.get(metric, metric)
+
+
+def build_summary(results: Iterable[dict], metric: str = "top1") -> dict:
+    """The generality-curve summary (JSON-ready; n keys are strings) of a list of results.
+
+    A run counts when its status is "ok" and it has a finite ``metrics[metric]``;
+    every other run is listed under "failed" with its reason.
+    """
+    usable: list[dict] = []
+    failed: list[dict] = []
+    for result in results:
+        ok = result.get("status") == "ok" and metric_value(result, metric) is not None
+        (usable if ok else failed).append(result)
+    results = usable + failed
+    table = _table(usable, metric)
+    base_values = [value for _, value in _lookup(table, BASE, 0)]
+    ns = sorted({n for name, by_n in table.items() if name != BASE for n in by_n})
+    return {
+        "metric": metric,
+        "base": describe(base_values),
+        "series": {
+            name: {str(n): _series_point(pairs, base_values) for n, pairs in sorted(table[name].items())}
+            for name in SERIES if name in table
+        },
+        "derived": {
+            quantity: {str(n): _derived_point(table, left, right, combine, n) for n in ns}
+            for quantity, (left, right, combine) in DERIVED.items()
+        },
+        "runs": {"total": len(results), "ok": len(usable), "failed": len(failed)},
+        "failed": [_failure(r, metric) for r in failed],
+        "wall_s_total": sum(r.get("wall_s") or 0.0 for r in results),
+        "meta": {key: sorted({str(r[key]) for r in results if r.get(key) is not None})
+                 for key in ("dataset", "model", "split")},
+    }
+
+
+def curve_rows(summary: dict) -> list[dict]:
+    """The curve in long format (one row per series and n, base at n = 0), e.g. for a wandb.Table."""
+    points = [(BASE, "0", summary["base"])]
+    points += [(name, n, point) for name, by_n in summary["series"].items() for n, point in by_n.items()]
+    return [
+        {"series": name, "n": int(n), "mean": p["mean"], "std": p["std"], "count": p["count"],
+         "ci_low": p["ci95"][0] if p["ci95"] else None, "ci_high": p["ci95"][1] if p["ci95"] else None,
+         "p_vs_base": p.get("p_vs_base")}
+        for name, n, p in points
+    ]
+
+
+def _table(usable: list[dict], metric: str) -> Table:
+    table: Table = {}
+    for result in usable:
+        name = role(result)
+        n = 0 if name == BASE else result["n"]
+        table.setdefault(name, {}).setdefault(n, []).append((unit(result), metric_value(result, metric)))
+    return table
+
+
+def _lookup(table: Table, name: str, n: int) -> list[tuple[tuple, float]]:
+    """(unit, value) pairs of a role at layer n; the base is the same at every n."""
+    return table.get(name, {}).get(0 if name == BASE else n, [])
+
+
+def _series_point(pairs: list[tuple[tuple, float]], base_values: list[float]) -> dict:
+    values = [value for _, value in pairs]
+    return {**describe(values), "p_vs_base": welch_p(values, base_values)}
+
+
+def _derived_point(table: Table, left: str, right: str,
+                   combine: Callable[[float, float], float], n: int) -> dict:
+    """Combine the runs of two roles that share a unit; count the non-base runs left unmatched."""
+    sides = {left: dict(_lookup(table, left, n)), right: dict(_lookup(table, right, n))}
+    a, b = sides[left], sides[right]
+    values = [combine(a[u], b[u]) for u in a if u in b]
+    unmatched = sum(len(side.keys() - other.keys())
+                    for name, side, other in ((left, a, b), (right, b, a)) if name != BASE)
+    return {**describe([v for v in values if math.isfinite(v)]), "unmatched": unmatched}
+
+
+def _failure(result: dict, metric: str) -> dict:
+    status = result.get("status")
+    reason = result.get("reason") or (
+        f"status ok but metrics.{metric} is missing or not a finite number"
+        if status == "ok" else f"status {status!r}")
+    return {key: result.get(key) for key in ("label", "seed", "target")} | {
+        "reason": reason, "path": result.get("path")}

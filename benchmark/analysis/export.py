@@ -1,0 +1,55 @@
+"""Writers for results.csv and summary.json; every output file is written atomically."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from benchmark.analysis.collect import TREATMENTS
+
+METRICS = ("top1", "top5", "loss", "top1_best")
+RUN_FIELDS = ("label", "treatment", "n", "finetune", "source", "target", "seed", "status")
+TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", "path")
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
+    """Let ``write`` fill a temporary sibling, then rename it over ``path``.
+
+    A reader (or a crash) never sees a half-written output.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def write_text(path: Path, text: str) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def write_json(data: dict, path: Path) -> Path:
+    """Strict JSON: a NaN reaching here is a bug, not something to write as ``NaN``."""
+    return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
+
+
+def write_results_csv(results: Iterable[dict], path: Path) -> Path:
+    """One row per run; metrics beyond the standard four get their own columns at the end."""
+    results = sorted(results, key=_row_order)
+    extra = sorted({m for r in results for m in (r.get("metrics") or {})} - set(METRICS))
+    columns = [*RUN_FIELDS, *METRICS, *TAIL_FIELDS, *extra]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
+    writer.writeheader()
+    for result in results:
+        metrics = result.get("metrics") or {}
+        writer.writerow({c: metrics.get(c) if c in METRICS or c in extra else result.get(c)
+                         for c in columns})
+    return write_text(path, buffer.getvalue())
+
+
+def _row_order(result: dict) -> tuple:
+    return (TREATMENTS.index(result["treatment"]), result["n"], bool(result.get("finetune")),
+            str(result["target"]), str(result["label"]), result["seed"])

@@ -1,0 +1,73 @@
+"""The generality curve as a LaTeX (booktabs) table."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.analysis.curve import SERIES, metric_label
+from benchmark.analysis.export import write_text
+from benchmark.analysis.stats import ci_half_width
+
+HEADERS = {"BnB": "BnB", "BnB+": "BnB$^{+}$", "AnB": "AnB", "AnB+": "AnB$^{+}$", "random": "random"}
+SIGNIFICANCE = 0.05
+_LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
+                  "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
+                  "^": r"\textasciicircum{}"}
+
+
+def latex_escape(text: str) -> str:
+    return "".join(_LATEX_SPECIAL.get(char, char) for char in text)
+
+
+def render_table(summary: dict) -> str:
+    """Rows: base, then n = 1..; columns: the series present; cells mean +- CI half-width."""
+    metric = summary["metric"]
+    scale = 100.0 if metric.startswith("top") else 1.0
+    columns = [name for name in SERIES if name in summary["series"]]
+    ns = sorted({int(n) for by_n in summary["series"].values() for n in by_n})
+    headers = [HEADERS[name] for name in columns] or [""]  # keep the LaTeX valid without series
+    lines = [
+        r"\begin{table}[t]", r"\centering", _caption(summary, scale), r"\label{tab:generality}",
+        rf"\begin{{tabular}}{{r{'c' * len(headers)}}}", r"\toprule",
+        " & ".join(["$n$", *headers]) + r" \\", r"\midrule",
+        rf"base$B$ & \multicolumn{{{len(headers)}}}{{c}}{{{_cell(summary['base'], scale)}}} \\",
+        r"\midrule",
+    ]
+    lines += [" & ".join([str(n), *(_cell(summary["series"][name].get(str(n)), scale)
+                                    for name in columns)]) + r" \\" for n in ns]
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def write_table(summary: dict, path: Path) -> Path:
+    return write_text(path, render_table(summary))
+
+
+def _cell(point: dict | None, scale: float) -> str:
+    if not point or not point["count"]:
+        return "--"
+    digits = 1 if scale == 100.0 else 3
+    half = ci_half_width(point)
+    spread = "" if half is None else rf" \pm {half * scale:.{digits}f}"
+    p = point.get("p_vs_base")
+    star = "^{*}" if p is not None and p < SIGNIFICANCE else ""
+    return f"${point['mean'] * scale:.{digits}f}{spread}{star}$"
+
+
+def _caption(summary: dict, scale: float) -> str:
+    counts = [p["count"] for by_n in summary["series"].values() for p in by_n.values()]
+    counts.append(summary["base"]["count"])
+    unit = r" (\%)" if scale == 100.0 else ""
+    setting = "; ".join(f"{key} {', '.join(values)}" for key, values in summary["meta"].items() if values)
+    text = (
+        f"{latex_escape(metric_label(summary['metric']))}{unit} on the target task by the layer $n$ up to which "
+        r"the network is copied, mean $\pm$ 95\% confidence half-width (Student $t$) over "
+        f"{_span(min(counts), max(counts))} runs per cell; "
+        rf"$^{{*}}$: differs from base$B$ (Welch $t$-test, $p<{SIGNIFICANCE}$)."
+    )
+    if setting:
+        text += f" Setting: {latex_escape(setting)}."
+    return rf"\caption{{{text}}}"
+
+
+def _span(low: int, high: int) -> str:
+    return str(low) if low == high else f"{low}--{high}"

@@ -1,0 +1,62 @@
+"""Check the command line before Hydra starts, so a typo ends in one clear line.
+
+Hydra's own errors for an unknown group option or key are several lines long;
+here every override (each value of a sweep) is composed once and any problem
+becomes a :class:`UserError` naming the fix.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+
+from benchmark.errors import UserError
+
+
+def _variants(overrides: Sequence[str]) -> list[list[str]]:
+    """One override list per sweep value: each value is composed at least once."""
+    parsed = OverridesParser.create().parse_overrides(list(overrides))
+    base, sweeps = [], []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override() and override.is_discrete_sweep():
+            sweeps.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        elif override.is_sweep_override():
+            raise UserError(f"'{override.input_line}' is a sweep type this app does not support; "
+                            "list the values with commas, e.g. n=1,2,3 or n=range(1,8)")
+        else:
+            base.append(override.input_line)
+    if not sweeps:
+        return [base]
+    return [base + [first[0] for first in sweeps[:i]] + [value] + [s[0] for s in sweeps[i + 1:]]
+            for i, values in enumerate(sweeps) for value in values]
+
+
+def _explain(error: HydraException) -> str:
+    if isinstance(error, MissingConfigException) and error.options:
+        group = (error.missing_cfg_file or "").rsplit("/", 1)[0]
+        wanted = (error.missing_cfg_file or "").rsplit("/", 1)[-1]
+        return (f"unknown {group} '{wanted}'; choose one of: {', '.join(error.options)} "
+                f"(e.g. {group}={error.options[0]})")
+    first = str(error).strip().splitlines()[0]
+    if first.startswith("Could not override"):
+        key = first.split("'")[1]
+        return (f"unknown config key '{key}'; check its spelling "
+                "(`python -m benchmark --cfg job` prints every key)")
+    return " ".join(str(error).split())
+
+
+def check_overrides(config_dir: str, config_name: str, overrides: Sequence[str]) -> None:
+    """Raise :class:`UserError` if any command-line override cannot be composed."""
+    try:
+        variants = _variants(overrides)
+        with initialize_config_dir(config_dir, version_base="1.3"):
+            for variant in variants:
+                compose(config_name, overrides=variant, return_hydra_config=True)
+    except OverrideParseException as error:
+        raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}; "
+                        "write overrides as key=value, e.g. n=3") from None
+    except HydraException as error:
+        raise UserError(_explain(error)) from None

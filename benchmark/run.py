@@ -1,0 +1,204 @@
+"""One run of the protocol: data -> split -> (cached) base networks -> surgery -> train -> result.
+
+A run writes ``result.json`` into its output directory, atomically. A diverging
+run is recorded as ``failed`` with its reason; a finished result is never rewritten.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import platform
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.data import HalfTask, half_task, load_dataset, split_classes
+from benchmark.data.batches import Normalizer
+from benchmark.errors import RunDiverged
+from benchmark.models import TransferNet, build_model
+from benchmark.protocol import check_run, run_label, source_half
+from benchmark.storage import atomic_write_json
+from benchmark.surgery import parameter_groups, prepare_target
+from benchmark.sweep.base_cache import BaseCache
+from benchmark.tracking import Tracker
+from benchmark.train import TrainResult, evaluate, pick_device, train
+
+log = logging.getLogger(__name__)
+
+RESULT_FILE = "result.json"
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from any tuple (baseA and baseB of one seed differ)."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class Context:
+    """What every network of a run shares: config, data, device, normalisation."""
+
+    cfg: DictConfig
+    dataset: Any
+    split: Any
+    device: torch.device
+    normalize: Normalizer
+
+    def task(self, half: str) -> HalfTask:
+        limit = self.cfg.data.train_per_class if half == self.cfg.target else None
+        return half_task(self.dataset, self.split, half, limit, self.cfg.seed)
+
+    def new_model(self, num_classes: int, init_seed: int) -> TransferNet:
+        torch.manual_seed(init_seed)
+        model = build_model(self.cfg.model, num_classes, self.dataset.image_size)
+        if self.device.type == "cuda":
+            model = model.to(memory_format=torch.channels_last)
+        return model.to(self.device)
+
+    def fit(self, model: TransferNet, task: HalfTask, copied: int, seed: int, name: str,
+            tracker: Tracker | None = None) -> TrainResult:
+        t = self.cfg.train
+        groups = parameter_groups(model, copied, t.lr, t.weight_decay, self.cfg.finetune_lr_scale,
+                                  t.bias_lr_scale, t.bias_weight_decay)
+        on_epoch = (lambda record: tracker.log(record, step=record["epoch"])) if tracker else None
+        return train(model, groups, task.train, task.val, self.normalize, t, self.device, seed,
+                     name, on_epoch)
+
+
+def _base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
+    """Exactly the config that determines a base network (its cache key)."""
+    pick = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
+    limit = cfg.data.train_per_class if half == cfg.target else None
+    return {"dataset": pick("dataset"), "split": pick("split"), "model": pick("model"),
+            "train": pick("train"), "half": half, "seed": cfg.seed, "train_per_class": limit}
+
+
+def base_network(ctx: Context, half: str) -> tuple[TransferNet, dict]:
+    """The trained base network of ``half``, from the cache or trained now (once)."""
+    cfg = ctx.cfg
+    task = ctx.task(half)
+
+    def train_base() -> tuple[dict, dict]:
+        log.info("training base%s (%d classes, %d images)", half, task.num_classes, len(task.train))
+        start = time.time()
+        model = ctx.new_model(task.num_classes, derive_seed(cfg.seed, "base", half))
+        result = ctx.fit(model, task, 0, derive_seed(cfg.seed, "base-data", half), f"base{half}")
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return state, {"history": result.history, "metrics": result.metrics(),
+                       "train_s": time.time() - start}
+
+    cached = BaseCache(Path(cfg.cache_dir).absolute()).get_or_train(_base_fields(cfg, half), train_base)
+    model = ctx.new_model(task.num_classes, 0)
+    model.load_state_dict(cached.state)
+    return model, cached.meta
+
+
+def _target_network(ctx: Context, task: HalfTask, tracker: Tracker) -> tuple[TransferNet, TrainResult]:
+    cfg = ctx.cfg
+    source = source_half(cfg.treatment, cfg.target)
+    source_state = base_network(ctx, source)[0].state_dict() if source else None
+    model = ctx.new_model(task.num_classes, derive_seed(cfg.seed, "target", cfg.n))
+    prepare_target(model, source_state, cfg.n, frozen=not cfg.finetune,
+                   bn_eval=cfg.freeze.bn == "eval")
+    label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
+    result = ctx.fit(model, task, cfg.n if source else 0, derive_seed(cfg.seed, "target-data", label),
+                     label, tracker)
+    return model, result
+
+
+def _base_run(ctx: Context, task: HalfTask, tracker: Tracker) -> tuple[dict, list[dict]]:
+    model, meta = base_network(ctx, ctx.cfg.target)
+    for record in meta["history"]:
+        tracker.log(record, step=record["epoch"])
+    metrics = evaluate(model, task.val, ctx.normalize, ctx.device, ctx.cfg.train.eval_batch_size)
+    best = max(h["val_top1"] for h in meta["history"])
+    return {**metrics, "top1_best": best}, meta["history"]
+
+
+def _versions() -> dict[str, str]:
+    import hydra
+    import torchvision
+
+    import benchmark
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "torchvision": torchvision.__version__, "hydra": hydra.__version__,
+            "transferbench": benchmark.__version__}
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).parent)
+        return out.stdout.strip() or None
+    except Exception:
+        return None
+
+
+def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
+    """Run one configuration end to end and write ``out_dir/result.json``."""
+    check_run(cfg)
+    start = time.time()
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    dataset = load_dataset(cfg.dataset, cfg.data.root)
+    split = split_classes(cfg.split, dataset.class_names, dataset.families)
+    ctx = Context(cfg, dataset, split, device, Normalizer(dataset.mean, dataset.std, device))
+    label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
+    task = ctx.task(cfg.target)
+    tracker = Tracker(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, out_dir,
+                      f"{label}/seed{cfg.seed}", group, cfg.treatment,
+                      OmegaConf.to_container(cfg, resolve=True))
+    result: dict[str, Any] = {
+        "label": label, "treatment": cfg.treatment, "n": cfg.n, "finetune": cfg.finetune,
+        "source": source_half(cfg.treatment, cfg.target), "target": cfg.target, "seed": cfg.seed,
+        "dataset": cfg.dataset.name, "model": cfg.model.name, "split": cfg.split.name,
+        "classes_A": [dataset.class_names[c] for c in split.A],
+        "classes_B": [dataset.class_names[c] for c in split.B],
+    }
+    try:
+        if cfg.treatment == "base":
+            metrics, history = _base_run(ctx, task, tracker)
+        else:
+            _, trained = _target_network(ctx, task, tracker)
+            metrics, history = trained.metrics(), trained.history
+        result.update(status="ok", reason=None, metrics=metrics, history=history)
+    except RunDiverged as error:
+        log.error("%s failed: %s", label, error)
+        result.update(status="failed", reason=str(error), metrics=None, history=[])
+    result.update(wall_s=round(time.time() - start, 3), device=str(device),
+                  config=OmegaConf.to_container(cfg, resolve=True), versions=_versions(),
+                  git_commit=_git_commit())
+    tracker.summary({**(result["metrics"] or {}), "status": result["status"]})
+    tracker.finish(failed=result["status"] != "ok")
+    atomic_write_json(out_dir / RESULT_FILE, result)
+    log.info("%s seed %d: %s %s -> %s", label, cfg.seed, result["status"],
+             _format_metrics(result["metrics"]), out_dir / RESULT_FILE)
+    return result
+
+
+def _format_metrics(metrics: dict | None) -> str:
+    return " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) if metrics else ""
+
+
+def finished_result(out_dir: Path) -> dict | None:
+    """The result already written in ``out_dir`` if that run finished ``ok``, else None.
+
+    An unreadable result is reported and the run is done again.
+    """
+    path = out_dir / RESULT_FILE
+    if not path.exists():
+        return None
+    try:
+        result = json.loads(path.read_text())
+    except (OSError, ValueError) as error:
+        log.warning("%s is corrupt (%s); running this configuration again", path, error)
+        return None
+    return result if result.get("status") == "ok" else None

@@ -1,0 +1,1 @@
+"""Sweep machinery: the base-network cache, the result store, the Hydra callback."""

@@ -1,0 +1,80 @@
+"""Content-addressed cache of trained base networks.
+
+A base network is keyed by a hash of exactly the config fields that determine it
+(dataset, split, half, model, training recipe, seed). A file lock makes parallel
+jobs that need the same base wait for it instead of training it twice; the
+checkpoint is written atomically and verified by its SHA-256 before use, so a
+half-written or corrupt file is retrained, never loaded.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from filelock import FileLock
+
+from benchmark.storage import atomic_write_bytes, atomic_write_json, bytes_to_tensors, sha256, \
+    tensors_to_bytes
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1
+
+
+@dataclass
+class CachedBase:
+    state: dict[str, torch.Tensor]
+    meta: dict[str, Any]
+    trained_now: bool
+
+
+def cache_key(fields: dict[str, Any]) -> str:
+    canonical = json.dumps({"format": CACHE_FORMAT, **fields}, sort_keys=True, default=str)
+    return sha256(canonical.encode())[:16]
+
+
+class BaseCache:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def _paths(self, key: str) -> tuple[Path, Path, Path]:
+        folder = self.root / key
+        return folder / "model.pt", folder / "meta.json", self.root / f"{key}.lock"
+
+    def _load(self, key: str) -> CachedBase | None:
+        model_path, meta_path, _ = self._paths(key)
+        if not (model_path.exists() and meta_path.exists()):
+            return None
+        try:
+            meta = json.loads(meta_path.read_text())
+            data = model_path.read_bytes()
+            if sha256(data) != meta["sha256"]:
+                raise ValueError("checksum mismatch")
+            return CachedBase(bytes_to_tensors(data), meta, trained_now=False)
+        except Exception as error:  # any damage means: retrain
+            log.warning("cached base network %s is corrupt (%s); retraining it", model_path, error)
+            return None
+
+    def get_or_train(self, fields: dict[str, Any],
+                     train_fn: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
+                     ) -> CachedBase:
+        """Return the cached base for ``fields``, training it under the lock if absent."""
+        key = cache_key(fields)
+        model_path, meta_path, lock_path = self._paths(key)
+        self.root.mkdir(parents=True, exist_ok=True)
+        with FileLock(str(lock_path)):
+            cached = self._load(key)
+            if cached is not None:
+                log.info("using cached base network %s", model_path.parent)
+                return cached
+            state, info = train_fn()
+            data = tensors_to_bytes(state)
+            meta = {**info, "fields": fields, "sha256": sha256(data), "key": key}
+            atomic_write_bytes(model_path, data)
+            atomic_write_json(meta_path, meta)
+            return CachedBase(state, meta, trained_now=True)

@@ -1,0 +1,88 @@
+"""W&B logging that never fails a run.
+
+``wandb.mode=auto`` is online when the user is logged in, offline otherwise
+(sync later with ``wandb sync``); ``disabled`` turns it off. Every call into
+wandb is guarded: a W&B error is logged as a warning and tracking stops.
+"""
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+def resolve_mode(mode: str) -> str:
+    if mode != "auto":
+        return mode
+    try:
+        import wandb
+
+        logged_in = bool(os.environ.get("WANDB_API_KEY") or wandb.api.api_key)
+    except Exception:
+        logged_in = False
+    return "online" if logged_in else "offline"
+
+
+def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flatten(value, f"{name}."))
+        else:
+            flat[name] = value
+    return flat
+
+
+class Tracker:
+    """One W&B run. All methods are no-ops once W&B is disabled or has failed."""
+
+    def __init__(self, mode: str, project: str, entity: str | None, directory: Path, name: str,
+                 group: str | None, job_type: str, config: Mapping[str, Any]) -> None:
+        self.mode = resolve_mode(mode)
+        self.run = None
+        if self.mode == "disabled":
+            return
+        self._guard("start", lambda: self._start(project, entity, directory, name, group,
+                                                  job_type, config))
+
+    def _start(self, project, entity, directory, name, group, job_type, config) -> None:
+        import wandb
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.run = wandb.init(project=project, entity=entity, dir=str(directory), name=name,
+                              group=group, job_type=job_type, config=flatten(config),
+                              mode=self.mode, reinit="finish_previous",
+                              settings=wandb.Settings(silent=True, console="off"))
+
+    def _guard(self, what: str, action) -> None:
+        try:
+            action()
+        except Exception as error:
+            log.warning("W&B %s failed (%s); continuing without W&B", what, error)
+            self.run = None
+
+    @property
+    def active(self) -> bool:
+        return self.run is not None
+
+    def log(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+        if self.active:
+            self._guard("log", lambda: self.run.log(dict(metrics), step=step))
+
+    def summary(self, values: Mapping[str, Any]) -> None:
+        if self.active:
+            self._guard("summary", lambda: self.run.summary.update(dict(values)))
+
+    def finish(self, failed: bool = False) -> Path | None:
+        """Close the run; returns its local directory (for ``wandb sync``)."""
+        if not self.active:
+            return None
+        run_dir = Path(self.run.dir).parent
+        self._guard("finish", lambda: self.run.finish(exit_code=1 if failed else 0))
+        self.run = None
+        return run_dir

@@ -1,0 +1,126 @@
+"""The training / evaluation loop: SGD + momentum, step or cosine schedule, per-epoch eval.
+
+One log line per epoch and a tqdm bar per epoch. A NaN or infinite loss stops the
+run with :class:`RunDiverged`. On CUDA, autocast (bf16) and channels_last switch on.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig
+from tqdm import tqdm
+
+from benchmark.data.batches import Augment, Normalizer, batches
+from benchmark.data.images import ImageTensors
+from benchmark.errors import RunDiverged
+from benchmark.models import TransferNet
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    history: list[dict] = field(default_factory=list)
+
+    @property
+    def final(self) -> dict:
+        return self.history[-1]
+
+    def metrics(self) -> dict:
+        last = self.final
+        return {"top1": last["val_top1"], "top5": last["val_top5"], "loss": last["val_loss"],
+                "top1_best": max(h["val_top1"] for h in self.history)}
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
+
+
+def _scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig) -> torch.optim.lr_scheduler.LRScheduler:
+    if cfg.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma)
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs)
+    return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
+    k = min(k, logits.shape[1])
+    return int((logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum())
+
+
+@torch.no_grad()
+def evaluate(model: TransferNet, data: ImageTensors, normalize: Normalizer, device: torch.device,
+             batch_size: int) -> dict[str, float]:
+    """Top-1, top-5 and mean cross-entropy on ``data``."""
+    model.eval()
+    loss_sum, top1, top5 = 0.0, 0, 0
+    for x, y in batches(data, batch_size, normalize, device):
+        with _autocast(device):
+            logits = model(x).float()
+        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
+        top1 += _topk_correct(logits, y, 1)
+        top5 += _topk_correct(logits, y, 5)
+    n = len(data)
+    return {"top1": top1 / n, "top5": top5 / n, "loss": loss_sum / n}
+
+
+def _train_epoch(model: TransferNet, optimizer: torch.optim.Optimizer, data: ImageTensors,
+                 normalize: Normalizer, device: torch.device, cfg: DictConfig,
+                 generator: torch.Generator, desc: str) -> dict[str, float]:
+    model.train()
+    augment = Augment(cfg.augment.crop_padding, cfg.augment.flip)
+    loss_sum, correct, seen = 0.0, 0, 0
+    steps = math.ceil(len(data) / cfg.batch_size)
+    bar = tqdm(batches(data, cfg.batch_size, normalize, device, generator, augment), total=steps,
+               desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
+    for x, y in bar:
+        with _autocast(device):
+            logits = model(x)
+            loss = F.cross_entropy(logits.float(), y)
+        if not torch.isfinite(loss):
+            raise RunDiverged(f"training loss became {float(loss)} at step {seen // cfg.batch_size}; "
+                              "lower train.lr")
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        loss_sum += float(loss.detach()) * len(y)
+        correct += _topk_correct(logits.detach(), y, 1)
+        seen += len(y)
+    return {"train_loss": loss_sum / seen, "train_top1": correct / seen}
+
+
+def train(model: TransferNet, param_groups: list[dict], train_data: ImageTensors,
+          val_data: ImageTensors, normalize: Normalizer, cfg: DictConfig, device: torch.device,
+          seed: int, name: str, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
+    """Train ``model`` for ``cfg.epochs`` epochs, evaluating on ``val_data`` after each."""
+    optimizer = torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum,
+                                nesterov=cfg.nesterov and cfg.momentum > 0)
+    scheduler = _scheduler(optimizer, cfg)
+    generator = torch.Generator().manual_seed(seed)
+    result = TrainResult()
+    for epoch in range(1, cfg.epochs + 1):
+        lr = optimizer.param_groups[0]["lr"]
+        stats = _train_epoch(model, optimizer, train_data, normalize, device, cfg, generator,
+                             f"{name} epoch {epoch}/{cfg.epochs}")
+        scheduler.step()
+        val = evaluate(model, val_data, normalize, device, cfg.eval_batch_size)
+        record = {"epoch": epoch, **stats, **{f"val_{k}": v for k, v in val.items()}, "lr": lr}
+        result.history.append(record)
+        log.info("%s epoch %d/%d  train_loss %.4f  train_top1 %.4f  val_loss %.4f  val_top1 %.4f  "
+                 "val_top5 %.4f  lr %.4g", name, epoch, cfg.epochs, stats["train_loss"],
+                 stats["train_top1"], val["loss"], val["top1"], val["top5"], lr)
+        if on_epoch is not None:
+            on_epoch(record)
+    return result

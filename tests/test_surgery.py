@@ -1,0 +1,103 @@
+"""Surgery on real training: copied weights, frozen behaviour, fine-tuning."""
+import copy
+
+import torch
+
+from benchmark.data import half_task, load_dataset, split_classes
+from benchmark.data.batches import Normalizer
+from benchmark.models import build_model
+from benchmark.surgery import parameter_groups, prepare_target
+from benchmark.train import train
+
+CPU = torch.device("cpu")
+
+
+def _setup(cfg):
+    data = load_dataset(cfg.dataset, cfg.data.root)
+    split = split_classes(cfg.split, data.class_names, data.families)
+    task = half_task(data, split, "B")
+    torch.manual_seed(0)
+    source = build_model(cfg.model, task.num_classes, data.image_size)
+    norm = Normalizer(data.mean, data.std, CPU)
+    train(source, parameter_groups(source, 0, cfg.train.lr, cfg.train.weight_decay), task.train,
+          task.val, norm, cfg.train, CPU, seed=1, name="source")
+    torch.manual_seed(1)
+    target = build_model(cfg.model, task.num_classes, data.image_size)
+    return source, target, task, norm
+
+
+def _fit(cfg, model, task, norm, copied, scale=1.0):
+    groups = parameter_groups(model, copied, cfg.train.lr, cfg.train.weight_decay, scale)
+    train(model, groups, task.train, task.val, norm, cfg.train, CPU, seed=2, name="target")
+    return groups
+
+
+def _block_state(model, n):
+    return {k: v.clone() for k, v in model.state_dict().items()
+            if k.startswith(tuple(f"blocks.{b}." for b in model.block_names[:n]))}
+
+
+def test_copied_blocks_equal_the_source_and_the_rest_is_fresh(smoke_cfg):
+    cfg = smoke_cfg()
+    source, target, _, _ = _setup(cfg)
+    prepare_target(target, source.state_dict(), 3, frozen=True, bn_eval=True)
+    for key, value in _block_state(source, 3).items():
+        assert torch.equal(target.state_dict()[key], value), key
+    assert not torch.equal(target.blocks["conv4"][0].weight, source.blocks["conv4"][0].weight)
+    assert not torch.equal(target.head.weight, source.head.weight)
+
+
+def test_frozen_prefix_is_bit_identical_in_weights_buffers_and_outputs(smoke_cfg):
+    cfg = smoke_cfg("model.batchnorm=true")
+    source, target, task, norm = _setup(cfg)
+    prepare_target(target, source.state_dict(), 4, frozen=True, bn_eval=True)
+    before = _block_state(target, 4)
+    probe = norm(task.val.images[:16])
+    with torch.no_grad():
+        target.eval()
+        out_before = target.forward_prefix(probe, 4).clone()
+    groups = _fit(cfg, target, task, norm, copied=4)
+    trainable = {id(p) for g in groups for p in g["params"]}
+    assert not any(id(p) in trainable for b in target.prefix(4) for p in b.parameters())
+    after = _block_state(target, 4)
+    assert any("running_mean" in k for k in before)
+    for key in before:
+        assert torch.equal(before[key], after[key]), key
+    target.train()  # the prefix must stay in eval mode even after train()
+    assert all(not m.training for b in target.prefix(4) for m in b.modules())
+    with torch.no_grad():
+        target.eval()
+        assert torch.equal(target.forward_prefix(probe, 4), out_before)
+    assert not torch.equal(target.blocks["conv5"][0].weight, source.blocks["conv5"][0].weight)
+
+
+def test_freeze_bn_train_lets_frozen_batchnorm_statistics_move(smoke_cfg):
+    cfg = smoke_cfg("model.batchnorm=true", "freeze.bn=train")
+    source, target, task, norm = _setup(cfg)
+    prepare_target(target, source.state_dict(), 2, frozen=True, bn_eval=False)
+    before = _block_state(target, 2)
+    _fit(cfg, target, task, norm, copied=2)
+    after = _block_state(target, 2)
+    assert torch.equal(before["blocks.conv1.0.weight"], after["blocks.conv1.0.weight"])
+    assert not torch.equal(before["blocks.conv1.1.running_mean"], after["blocks.conv1.1.running_mean"])
+
+
+def test_finetuning_changes_copied_layers_with_scaled_lr(smoke_cfg):
+    cfg = smoke_cfg()
+    source, target, task, norm = _setup(cfg)
+    prepare_target(target, source.state_dict(), 3, frozen=False, bn_eval=True)
+    before = _block_state(target, 3)
+    groups = _fit(cfg, target, task, norm, copied=3, scale=0.1)
+    after = _block_state(target, 3)
+    assert not torch.equal(before["blocks.conv1.0.weight"], after["blocks.conv1.0.weight"])
+    conv1 = target.blocks["conv1"][0].weight
+    group = next(g for g in groups if any(p is conv1 for p in g["params"]))
+    assert group["lr"] == cfg.train.lr * 0.1
+
+
+def test_training_is_deterministic_for_a_seed(smoke_cfg):
+    cfg = smoke_cfg()
+    a, _, _, _ = _setup(cfg)
+    b, _, _, _ = _setup(copy.deepcopy(cfg))
+    for key, value in a.state_dict().items():
+        assert torch.equal(value, b.state_dict()[key]), key
