@@ -31,6 +31,8 @@ def combination_problem(treatment: str, n: int, finetune: bool) -> str | None:
     """Why (treatment, n, finetune) is not a run of the protocol, or None if it is."""
     if treatment == "base" and (n != 0 or finetune):
         return "treatment=base copies no layers and has nothing to fine-tune; use n=0 finetune=false"
+    if treatment != "base" and n == 0:
+        return f"treatment={treatment} with n=0 copies no layers, which is the base network; use treatment=base"
     if treatment == "random" and finetune:
         return "treatment=random keeps its n random layers frozen; use finetune=false"
     return None

@@ -19,7 +19,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import HalfTask, half_task, load_dataset, split_classes
-from benchmark.data.batches import Normalizer
+from benchmark import feature_cache
+from benchmark.data.batches import Augment, Normalizer
 from benchmark.errors import RunDiverged
 from benchmark.models import TransferNet, build_model
 from benchmark.protocol import check_run, run_label, source_half
@@ -67,6 +68,14 @@ class Context:
         groups = parameter_groups(model, copied, t.lr, t.weight_decay, self.cfg.finetune_lr_scale,
                                   t.bias_lr_scale, t.bias_weight_decay)
         on_epoch = (lambda record: tracker.log(record, step=record["epoch"])) if tracker else None
+        if t.feature_cache and feature_cache.usable(model, Augment(**t.augment).active):
+            log.info("%s: training on cached features of the frozen first %d layers", name,
+                     model.frozen_blocks)
+            features = [feature_cache.prefix_features(model, data, self.normalize, self.device,
+                                                      t.eval_batch_size)
+                        for data in (task.train, task.val)]
+            return train(feature_cache.SuffixNet(model), groups, *features, feature_cache.Identity(),
+                         t, self.device, seed, name, on_epoch)
         return train(model, groups, task.train, task.val, self.normalize, t, self.device, seed,
                      name, on_epoch)
 

@@ -165,6 +165,7 @@ def test_generality_on_matched_pairs(report):
     assert derived["specificity_loss"]["3"]["mean"] == pytest.approx(
         np.mean(pooled("BnB", 3)) - np.mean(pooled("AnB", 3)))
     boost = derived["finetune_boost"]["3"]
+    assert boost["unmatched"] == 0  # a base without its (failed) AnB+3 is not "unmatched"
     assert boost["count"] == 5 and boost["mean"] == pytest.approx(0.015 + 0.002 * np.mean(
         [(7 * s + 9) % 5 for s in SEEDS for t in "AB" if (s, t) != (2, "B")]))
 

@@ -5,10 +5,13 @@ no change to the backend of a process that imports this module.
 """
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+
+logging.getLogger("fontTools").setLevel(logging.WARNING)  # PDF font subsetting chatter
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -52,7 +55,7 @@ def plot_generality(summary: dict, stem: Path, reference: dict | None = None) ->
     below so that it does not squash the few-point effects of the main curve (the
     paper also shows it in a separate figure). ``reference`` adds a right panel.
     """
-    controls = [name for name in ("random",) if name in summary["series"]]
+    controls = ["random"] if "random" in summary["series"] else []
     rows = 2 if controls else 1
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(11.0 if reference else 6.4, 6.4 if controls else 4.6), layout="constrained")
@@ -94,7 +97,7 @@ def _plot_sweep(ax: Axes, summary: dict, names: list[str], title: str) -> None:
 
 
 def _base_band(ax: Axes, base: dict) -> list:
-    """The base mean as a dotted line in a grey band of its 95% CI."""
+    """The base mean as a dotted line, in a grey band of its 95% CI when that is defined."""
     half = ci_half_width(base)
     ax.axhline(base["mean"], color="0.45", lw=0.8, ls=":", zorder=1)
     style = STYLES[BASE]
@@ -106,7 +109,7 @@ def _base_band(ax: Axes, base: dict) -> list:
     return [_handle(style, ls="none"), Patch(color="0.88", label="base$B$ mean $\\pm$ 95% CI")]
 
 
-def _series(ax: Axes, rng: np.random.Generator, name: str, by_n: dict, base_mean: float | None):
+def _series(ax: Axes, rng: np.random.Generator, name: str, by_n: dict, base_mean: float | None) -> Line2D:
     """Runs as small jittered markers, means joined by a line (from the base at n = 0) with CI bars."""
     style = STYLES[name]
     ns = sorted(int(n) for n in by_n)

@@ -7,7 +7,7 @@ The generator is built so that transferability means something on it:
   gradients, clutter and pixel noise;
 * **mid level, specific to a family**: each family draws its *parts* (small
   motifs) with its own stroke vocabulary (straight bars, diagonal lines, rings or
-  dotted blobs), its own stroke width and its own colour palette;
+  dotted blobs) and its own stroke width, from a colour palette all share;
 * **high level, specific to a class**: a class is a spatial layout of parts of its
   family in a 3 x 3 grid of slots; sibling classes share parts and differ in
   which part sits where.
@@ -32,18 +32,21 @@ STYLES = ("bars", "diagonals", "rings", "blobs")
 
 @dataclass(frozen=True)
 class SyntheticSpec:
-    num_families: int = 4
-    classes_per_family: int = 8
-    parts_per_family: int = 6
-    parts_per_class: int = 3
-    image_size: int = 24
-    train_per_class: int = 300
-    val_per_class: int = 100
-    jitter: int = 2
-    distractors: int = 3
-    part_dropout: float = 0.1
-    noise: float = 0.1
-    world_seed: int = 0
+    """Every knob of the generator; values come from ``conf/dataset/synthetic.yaml``."""
+
+    num_families: int
+    classes_per_family: int
+    parts_per_family: int
+    parts_per_class: int
+    image_size: int
+    train_per_class: int
+    val_per_class: int
+    jitter: int
+    distractors: int
+    part_dropout: float
+    noise: float
+    style_purity: float
+    world_seed: int
 
     @property
     def num_classes(self) -> int:
@@ -75,19 +78,20 @@ def _stroke_mask(style: str, size: int, width: float, rng: np.random.Generator) 
     return np.clip(width - distance + 0.5, 0.0, 1.0)
 
 
-def _family_palette(family: int, num_families: int, rng: np.random.Generator) -> list[np.ndarray]:
-    hue = family / num_families
-    return [np.array(colorsys.hsv_to_rgb((hue + rng.normal(0, 0.04)) % 1.0,
-                                         rng.uniform(0.5, 1.0), rng.uniform(0.6, 1.0)))
-            for _ in range(3)]
+def make_palette(rng: np.random.Generator, size: int = 8) -> list[np.ndarray]:
+    """Colours shared by every family: colour is low-level, hence general."""
+    return [np.array(colorsys.hsv_to_rgb(h, rng.uniform(0.5, 1.0), rng.uniform(0.6, 1.0)))
+            for h in np.linspace(0, 1, size, endpoint=False) + rng.uniform(0, 1 / size)]
 
 
-def _make_part(style: str, width: float, palette: list[np.ndarray], size: int,
+def _make_part(style: str, purity: float, width: float, palette: list[np.ndarray], size: int,
                rng: np.random.Generator) -> np.ndarray:
-    """A part: 2-3 strokes in the family's style and colours, as RGBA ``[size, size, 4]``."""
+    """A part: 2-3 strokes, each of the family's style with probability ``purity`` (else any
+    style, so pixel-level statistics stay shared), as RGBA ``[size, size, 4]``."""
     rgba = np.zeros((size, size, 4), dtype=np.float32)
     for _ in range(rng.integers(2, 4)):
-        mask = _stroke_mask(style, size, width, rng)
+        stroke = style if rng.random() < purity else STYLES[rng.integers(len(STYLES))]
+        mask = _stroke_mask(stroke, size, width, rng)
         colour = palette[rng.integers(len(palette))]
         rgba[..., :3] = rgba[..., :3] * (1 - mask[..., None]) + colour * mask[..., None]
         rgba[..., 3] = np.maximum(rgba[..., 3], mask)
@@ -97,11 +101,11 @@ def _make_part(style: str, width: float, palette: list[np.ndarray], size: int,
 def make_parts(spec: SyntheticSpec, rng: np.random.Generator) -> np.ndarray:
     """All parts, ``[families, parts_per_family, size, size, 4]``."""
     parts = []
+    palette = make_palette(rng)
     for family in range(spec.num_families):
         style = STYLES[family % len(STYLES)]
         width = rng.uniform(0.6, 1.4)
-        palette = _family_palette(family, spec.num_families, rng)
-        parts.append([_make_part(style, width, palette, spec.patch_size, rng)
+        parts.append([_make_part(style, spec.style_purity, width, palette, spec.patch_size, rng)
                       for _ in range(spec.parts_per_family)])
     return np.asarray(parts, dtype=np.float32)
 

@@ -55,6 +55,10 @@ class ProtocolSweeper(BasicSweeper):
             else waves
 
     def _write_plan(self, total: int) -> None:
+        """Record the sweep's size and start for the progress line (and runs already done,
+        which a resumed sweep skips, so they do not distort the ETA)."""
         sweep_dir = Path(self.config.hydra.sweep.dir)
         sweep_dir.mkdir(parents=True, exist_ok=True)
-        (sweep_dir / PLAN_FILE).write_text(json.dumps({"total": total, "started": time.time()}))
+        done = sum(1 for _ in sweep_dir.glob("*/result.json"))
+        (sweep_dir / PLAN_FILE).write_text(json.dumps({"total": total, "started": time.time(),
+                                                       "done_before": done}))

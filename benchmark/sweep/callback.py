@@ -1,0 +1,75 @@
+"""Hydra callback: progress after every job, aggregation + W&B summary after the sweep."""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.analysis import AnalysisError, Report, aggregate, curve_rows
+from benchmark.sweep.progress import progress_line
+from benchmark.tracking import Tracker
+
+log = logging.getLogger("benchmark.sweep")
+
+
+class SweepCallback(Callback):
+    def __init__(self, reference: str | None = None, metric: str = "top1") -> None:
+        self.reference = reference
+        self.metric = metric
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        line = progress_line(Path(config.hydra.sweep.dir))
+        if line:
+            log.info("sweep: %s", line)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            report = aggregate(sweep_dir, reference=self.reference, metric=self.metric)
+        except AnalysisError as error:
+            log.error("aggregation of %s skipped: %s", sweep_dir, error)
+            return
+        for failure in report.summary["failed"]:
+            log.warning("failed run %s seed %s: %s", failure["label"], failure["seed"], failure["reason"])
+        sync_dir = log_summary_run(config, sweep_dir, report)
+        log.info("sweep results in %s: %s", sweep_dir.absolute(),
+                 ", ".join(p.name for p in report.paths.values()))
+        if sync_dir is not None:
+            log.info("W&B runs are offline; upload them with: wandb sync %s",
+                     sweep_dir.absolute() / "*" / "wandb" / "offline-run-*")
+
+
+def log_summary_run(config: DictConfig, sweep_dir: Path, report: Report) -> Path | None:
+    """One W&B run for the whole sweep: the curve as a line chart and a table, the figure.
+
+    Returns the run's local directory when W&B ran offline (to print ``wandb sync``).
+    """
+    tracker = Tracker(config.wandb.mode, config.wandb.project, config.wandb.entity,
+                      sweep_dir / "summary", f"summary/{config.sweep_name}", config.sweep_name,
+                      "summary", OmegaConf.to_container(config, resolve=False))
+    if not tracker.active:
+        return None
+    rows = curve_rows(report.summary)
+    tracker.log(_wandb_objects(rows, report))
+    tracker.summary({"runs_ok": report.summary["runs"]["ok"],
+                     "runs_failed": report.summary["runs"]["failed"]})
+    mode = tracker.mode
+    run_dir = tracker.finish()
+    return run_dir if mode == "offline" else None
+
+
+def _wandb_objects(rows: list[dict], report: Report) -> dict[str, Any]:
+    import wandb
+
+    table = wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows])
+    series = sorted({r["series"] for r in rows if r["series"] != "baseB"})
+    ns = sorted({r["n"] for r in rows if r["series"] != "baseB"})
+    by_key = {(r["series"], r["n"]): r["mean"] for r in rows}
+    ys = [[by_key.get((s, n)) for n in ns] for s in series]
+    chart = wandb.plot.line_series(xs=ns, ys=ys, keys=series, title="Generality curve",
+                                   xname="layer n")
+    return {"generality_table": table, "generality_curve": chart,
+            "generality_figure": wandb.Image(str(report.paths["png"]))}

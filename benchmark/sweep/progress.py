@@ -1,0 +1,34 @@
+"""Sweep progress: k / N runs done, elapsed time and ETA, from the files on disk.
+
+Counting ``result.json`` files works the same for in-process, joblib and
+submitit jobs, since every launcher writes them into the one sweep directory.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from hydra_plugins.transferbench_sweeper import PLAN_FILE
+
+from benchmark.run import RESULT_FILE
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def progress_line(sweep_dir: Path) -> str | None:
+    """``"12/36 runs done, 1:05 elapsed, ETA 2:10"``, or None outside a planned sweep."""
+    plan_path = sweep_dir / PLAN_FILE
+    if not plan_path.exists():
+        return None
+    plan = json.loads(plan_path.read_text())
+    done = sum(1 for _ in sweep_dir.glob(f"*/{RESULT_FILE}"))
+    total = max(plan["total"], done)
+    elapsed = time.time() - plan["started"]
+    finished_now = max(done - plan.get("done_before", 0), 1)
+    eta = elapsed / finished_now * (total - done)
+    return f"{done}/{total} runs done, {_clock(elapsed)} elapsed, ETA {_clock(eta)}"
