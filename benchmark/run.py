@@ -84,7 +84,8 @@ def _base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
     """Exactly the config that determines a base network (its cache key)."""
     pick = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
     limit = cfg.data.train_per_class if half == cfg.target else None
-    return {"dataset": pick("dataset"), "split": pick("split"), "model": pick("model"),
+    dataset = {k: v for k, v in pick("dataset").items() if k not in ("cache_dir", "download")}
+    return {"dataset": dataset, "split": pick("split"), "model": pick("model"),
             "train": pick("train"), "half": half, "seed": cfg.seed, "train_per_class": limit}
 
 

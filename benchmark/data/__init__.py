@@ -7,6 +7,7 @@ from functools import lru_cache
 
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.data import cifar, fashion_mnist, imagefolder, imagenet, tiny_imagenet
 from benchmark.data.images import ImageTensors, LabelledImages
 from benchmark.data.splits import ClassSplit, split_classes
 from benchmark.data.synthetic import SyntheticSpec, generate
@@ -24,6 +25,12 @@ def _load_synthetic(cfg: DictConfig, root: str) -> LabelledImages:
 
 LOADERS: dict[str, Callable[[DictConfig, str], LabelledImages]] = {
     "synthetic": _load_synthetic,
+    "cifar10": cifar.load,
+    "cifar100": cifar.load,
+    "fashion_mnist": fashion_mnist.load,
+    "tiny_imagenet": tiny_imagenet.load,
+    "imagefolder": imagefolder.load,
+    "imagenet": imagenet.load,
 }
 
 

@@ -1,0 +1,90 @@
+"""Feature cache equivalence, base-network cache, synthetic data, config composition."""
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark.data import half_task, load_dataset, split_classes
+from benchmark.data.synthetic import SyntheticSpec, generate
+from benchmark.run import Context, base_network
+from benchmark.sweep.base_cache import BaseCache
+from benchmark.data.batches import Normalizer
+from benchmark.surgery import prepare_target
+from conftest import CONFIG_DIR, compose_config
+
+CPU = torch.device("cpu")
+
+
+def _context(cfg):
+    data = load_dataset(cfg.dataset, cfg.data.root)
+    split = split_classes(cfg.split, data.class_names, data.families)
+    return Context(cfg, data, split, CPU, Normalizer(data.mean, data.std, CPU))
+
+
+def _frozen_target(ctx, source_state, n, use_cache):
+    ctx.cfg.train.feature_cache = use_cache
+    task = ctx.task("B")
+    model = ctx.new_model(task.num_classes, 7)
+    prepare_target(model, source_state, n, frozen=True, bn_eval=True)
+    result = ctx.fit(model, task, n, seed=3, name=f"cache={use_cache}")
+    return model, result
+
+
+@pytest.mark.parametrize("n", [2, 6])
+def test_feature_cache_trains_the_same_weights_as_end_to_end(smoke_cfg, n):
+    ctx = _context(smoke_cfg())
+    source_state = base_network(ctx, "A")[0].state_dict()
+    cached, r1 = _frozen_target(ctx, source_state, n, True)
+    direct, r2 = _frozen_target(ctx, source_state, n, False)
+    for key, value in cached.state_dict().items():
+        assert torch.allclose(value.float(), direct.state_dict()[key].float(), atol=1e-4), key
+    assert r1.metrics()["top1"] == pytest.approx(r2.metrics()["top1"], abs=1e-3)
+
+
+def test_base_network_is_cached_and_a_corrupt_checkpoint_is_retrained(smoke_cfg, tmp_path):
+    cfg = smoke_cfg()
+    ctx = _context(cfg)
+    calls = []
+    cache = BaseCache(Path(cfg.cache_dir))
+    train = lambda: (calls.append(1), ({"w": torch.ones(3)}, {"history": []}))[1]  # noqa: E731
+    first = cache.get_or_train({"k": 1}, train)
+    second = cache.get_or_train({"k": 1}, train)
+    assert (first.trained_now, second.trained_now, len(calls)) == (True, False, 1)
+    checkpoint = next(Path(cfg.cache_dir).glob("*/model.pt"))
+    checkpoint.write_bytes(checkpoint.read_bytes()[:-10])  # truncated
+    third = cache.get_or_train({"k": 1}, train)
+    assert third.trained_now and len(calls) == 2 and torch.equal(third.state["w"], torch.ones(3))
+    model_a, meta = base_network(ctx, "A")
+    model_a2, _ = base_network(ctx, "A")
+    assert all(torch.equal(v, model_a2.state_dict()[k]) for k, v in model_a.state_dict().items())
+    assert len(meta["history"]) == cfg.train.epochs
+
+
+def test_synthetic_data_is_deterministic_and_families_are_balanced():
+    cfg = compose_config("experiment=smoke")
+    spec = SyntheticSpec(**cfg.dataset.params)
+    a, b = generate(spec), generate(spec)
+    assert torch.equal(a.train.images, b.train.images) and torch.equal(a.val.images, b.val.images)
+    assert a.train.images.dtype == torch.uint8 and a.train.images.shape[1:] == (3, 24, 24)
+    assert len(set(a.families)) == spec.num_families
+    other = generate(SyntheticSpec(**{**cfg.dataset.params, "world_seed": 1}))
+    assert not torch.equal(a.train.images, other.train.images)
+
+
+def test_family_split_keeps_families_whole_and_random_split_mixes_them():
+    cfg = compose_config()
+    data = load_dataset(cfg.dataset, cfg.data.root)
+    family = split_classes(compose_config("split=family").split, data.class_names, data.families)
+    fam_a = {data.families[c] for c in family.A}
+    assert fam_a.isdisjoint({data.families[c] for c in family.B}) and len(fam_a) == 2
+    rand = split_classes(cfg.split, data.class_names, data.families)
+    assert {data.families[c] for c in rand.A} == set(data.families)
+    task = half_task(data, rand, "B", train_per_class=10, subsample_seed=0)
+    assert task.train.class_counts().tolist() == [10] * 16
+
+
+@pytest.mark.parametrize("group", ["dataset", "model", "train", "split", "experiment"])
+def test_every_config_option_composes(group):
+    for option in sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml")):
+        cfg = compose_config(f"{group}={option}")
+        assert cfg.treatment and cfg.train.epochs >= 1
