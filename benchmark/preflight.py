@@ -21,6 +21,9 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
     base, sweeps = [], []
     for override in parsed:
         key = override.get_key_element()
+        if override.is_sweep_override() and key.startswith("hydra."):
+            raise UserError(f"'{override.input_line}' sweeps a hydra.* setting, which Hydra does not "
+                            "support; give the grid axes directly, e.g. treatment=base,transfer n=1,5")
         if override.is_sweep_override() and override.is_discrete_sweep():
             sweeps.append([f"{key}={v}" for v in override.sweep_string_iterator()])
         elif override.is_sweep_override():

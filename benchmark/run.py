@@ -52,8 +52,11 @@ class Context:
     normalize: Normalizer
 
     def task(self, half: str) -> HalfTask:
-        limit = self.cfg.data.train_per_class if half == self.cfg.target else None
-        return half_task(self.dataset, self.split, half, limit, self.cfg.seed)
+        """One half's task; the target half is thinned by ``data.train_per_class`` or
+        ``data.target_fraction`` (so its base network is trained on the same data)."""
+        data = self.cfg.data if half == self.cfg.target else {}
+        return half_task(self.dataset, self.split, half, data.get("train_per_class"),
+                         data.get("target_fraction"), self.cfg.seed)
 
     def new_model(self, num_classes: int, init_seed: int) -> TransferNet:
         torch.manual_seed(init_seed)
@@ -68,7 +71,7 @@ class Context:
         groups = parameter_groups(model, copied, t.lr, t.weight_decay, self.cfg.finetune_lr_scale,
                                   t.bias_lr_scale, t.bias_weight_decay)
         on_epoch = (lambda record: tracker.log(record, step=record["epoch"])) if tracker else None
-        if t.feature_cache and feature_cache.usable(model, Augment(**t.augment).active):
+        if t.feature_cache and feature_cache.usable(model, Augment(**t.augment).random_on(task.train)):
             log.info("%s: training on cached features of the frozen first %d layers", name,
                      model.frozen_blocks)
             features = [feature_cache.prefix_features(model, data, self.normalize, self.device,
@@ -80,13 +83,19 @@ class Context:
                      name, on_epoch)
 
 
+# dataset options that change where or how fast data is read, never what a network learns
+NOT_DETERMINING_BASE = ("cache_dir", "download", "num_workers")
+
+
 def _base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
     """Exactly the config that determines a base network (its cache key)."""
     pick = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
-    limit = cfg.data.train_per_class if half == cfg.target else None
-    dataset = {k: v for k, v in pick("dataset").items() if k not in ("cache_dir", "download")}
+    target = half == cfg.target
+    dataset = {k: v for k, v in pick("dataset").items() if k not in NOT_DETERMINING_BASE}
     return {"dataset": dataset, "split": pick("split"), "model": pick("model"),
-            "train": pick("train"), "half": half, "seed": cfg.seed, "train_per_class": limit}
+            "train": pick("train"), "half": half, "seed": cfg.seed,
+            "train_per_class": cfg.data.train_per_class if target else None,
+            "target_fraction": cfg.data.target_fraction if target else None}
 
 
 def base_network(ctx: Context, half: str) -> tuple[TransferNet, dict]:
@@ -170,6 +179,7 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
         "label": label, "treatment": cfg.treatment, "n": cfg.n, "finetune": cfg.finetune,
         "source": source_half(cfg.treatment, cfg.target), "target": cfg.target, "seed": cfg.seed,
         "dataset": cfg.dataset.name, "model": cfg.model.name, "split": cfg.split.name,
+        "train_per_class": cfg.data.train_per_class, "target_fraction": cfg.data.target_fraction,
         "classes_A": [dataset.class_names[c] for c in split.A],
         "classes_B": [dataset.class_names[c] for c in split.B],
     }

@@ -41,7 +41,10 @@ def test_transfer_run_writes_a_complete_result(tmp_path):
     (["wandb.mode=loud"], "wandb.mode=loud is unknown"),
     (["split=family", "split.families_A=[nosuch]"], "unknown families ['nosuch']"),
     (["data.train_per_class=100000"], "data.train_per_class=100000"),
+    (["data.target_fraction=1.5"], "data.target_fraction=1.5 must be in (0, 1]"),
+    (["data.target_fraction=0.5", "data.train_per_class=3"], "both set"),
     (["n=abc=("], "cannot parse the command line"),
+    (["hydra.sweeper.params.n=1,2"], "sweeps a hydra.* setting"),
 ])
 def test_bad_input_ends_in_one_clear_line(tmp_path, args, expected):
     proc = run_cli("experiment=smoke", *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)

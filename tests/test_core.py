@@ -88,3 +88,16 @@ def test_every_config_option_composes(group):
     for option in sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml")):
         cfg = compose_config(f"{group}={option}")
         assert cfg.treatment and cfg.train.epochs >= 1
+
+
+def test_target_fraction_thins_only_the_target_half_and_keys_its_base(smoke_cfg):
+    from benchmark.data import target_limit
+    from benchmark.run import _base_fields
+
+    assert target_limit([24, 24], None, 0.25) == 6 and target_limit([24, 20], 5, None) == 5
+    cfg = smoke_cfg("data.target_fraction=0.5")
+    ctx = _context(cfg)
+    assert ctx.task("B").train.class_counts().tolist() == [12] * 4
+    assert ctx.task("A").train.class_counts().tolist() == [24] * 4
+    full = _base_fields(smoke_cfg(), "B")
+    assert _base_fields(cfg, "B") != full and _base_fields(cfg, "A") == _base_fields(smoke_cfg(), "A")

@@ -1,7 +1,6 @@
 """Class splits: the paper's random recipe, family / semantic splits, explicit class lists."""
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -82,21 +81,10 @@ def test_paper_natural_manmade_lists_cover_ilsvrc_once():
     assert sum(f == "natural" for f in family.values()) == 449
 
 
-@pytest.fixture(scope="session")
-def tiny_imagenet_20(tmp_path_factory) -> Path:
-    tarball = SHARED_DATA / "tiny-imagenet-20.tar.gz"
-    if not tarball.is_file():
-        pytest.skip(f"{tarball} is absent (real data for this test lives in ../shared/data)")
-    root = tmp_path_factory.mktemp("shared")
-    with tarfile.open(tarball) as archive:
-        archive.extractall(root, filter="data")
-    return root
-
-
 def test_natural_manmade_on_tiny_imagenet_20(tiny_imagenet_20, tmp_path):
     cfg = compose_config("dataset=tiny_imagenet", "dataset.dir=tiny-imagenet-20",
                          "split=natural_manmade", f"cache_dir={tmp_path}")
-    data = load_dataset(cfg.dataset, str(tiny_imagenet_20))
+    data = load_dataset(cfg.dataset, str(tiny_imagenet_20 / "data"))
     split = split_classes(cfg.split, data.class_names, data.families)
     a = [data.class_names[c] for c in split.A]
     b = [data.class_names[c] for c in split.B]

@@ -10,14 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.analysis.collect import Collection, collect
-from benchmark.analysis.curve import build_summary, curve_rows
+from benchmark.analysis.curve import build_summary, curve_rows, pooled_settings
 from benchmark.analysis.export import write_json, write_results_csv
 from benchmark.analysis.figure import plot_generality
 from benchmark.analysis.reference import load_reference
 from benchmark.analysis.table import write_table
 from benchmark.errors import UserError
 
-__all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "curve_rows", "load_reference"]
+__all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "curve_rows", "load_reference",
+           "pooled_settings"]
 
 
 class AnalysisError(UserError):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark.analysis import AnalysisError, Report, aggregate
+from benchmark.analysis import AnalysisError, Report, aggregate, pooled_settings
 from benchmark.analysis.reference import available
 from benchmark.errors import exit_with
 
@@ -36,7 +36,7 @@ def _print_report(report: Report) -> None:
           f"{runs['duplicates']} older duplicates ignored")
     for kind, path in report.paths.items():
         print(f"  {kind:<8} {path}")
-    pooled = {key: values for key, values in summary["meta"].items() if len(values) > 1}
+    pooled = pooled_settings(summary)
     if pooled:
         print(f"warning: the curve pools several settings: {pooled}", file=sys.stderr)
     if summary["failed"]:

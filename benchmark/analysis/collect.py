@@ -23,9 +23,13 @@ class Collection:
     duplicates: list[str]
 
 
+EXPERIMENT_FIELDS = ("dataset", "split", "model", "train_per_class", "target_fraction")
+
+
 def experiment_identity(result: dict) -> tuple:
-    """The fields that must agree for two runs to be compared: dataset, class split, model."""
-    return (result.get("dataset"), result.get("split"), result.get("model"))
+    """The fields that must agree for two runs to be compared: dataset, class split, model
+    and the amount of target data."""
+    return tuple(result.get(key) for key in EXPERIMENT_FIELDS)
 
 
 def run_identity(result: dict) -> tuple:

@@ -10,7 +10,7 @@ import math
 import operator
 from collections.abc import Callable, Iterable
 
-from benchmark.analysis.collect import experiment_identity
+from benchmark.analysis.collect import EXPERIMENT_FIELDS, experiment_identity
 from benchmark.analysis.stats import describe, welch_p
 
 BASE = "baseB"
@@ -92,8 +92,13 @@ def build_summary(results: Iterable[dict], metric: str = "top1") -> dict:
         "failed": [_failure(r, metric) for r in failed],
         "wall_s_total": sum(r.get("wall_s") or 0.0 for r in results),
         "meta": {key: sorted({str(r[key]) for r in results if r.get(key) is not None})
-                 for key in ("dataset", "model", "split")},
+                 for key in EXPERIMENT_FIELDS},
     }
+
+
+def pooled_settings(summary: dict) -> dict[str, list[str]]:
+    """Settings (dataset, split, model, target data) of which the curve mixes several values."""
+    return {key: values for key, values in summary["meta"].items() if len(values) > 1}
 
 
 def curve_rows(summary: dict) -> list[dict]:

@@ -54,17 +54,34 @@ class HalfTask:
         return len(self.classes)
 
 
+def target_limit(counts: list[int], per_class: int | None, fraction: float | None) -> int | None:
+    """Training images to keep per class of the target half (None: all of them).
+
+    ``fraction`` is taken of the largest class, so on balanced data every class keeps
+    exactly that fraction; smaller classes keep what they have up to the limit.
+    """
+    if per_class is not None and fraction is not None:
+        raise UserError("data.train_per_class and data.target_fraction are both set; keep one "
+                        "and set the other to null")
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise UserError(f"data.target_fraction={fraction} must be in (0, 1], e.g. 0.1")
+        return max(1, round(fraction * max(counts)))
+    if per_class is not None and not 1 <= per_class <= min(counts):
+        raise UserError(f"data.train_per_class={per_class} but the target half's classes have "
+                        f"{min(counts)} to {max(counts)} training images; use 1..{min(counts)}")
+    return per_class
+
+
 def half_task(dataset: LabelledImages, split: ClassSplit, half: str,
-              train_per_class: int | None = None, subsample_seed: int = 0) -> HalfTask:
-    """Select one half's classes; optionally keep only ``train_per_class`` training images."""
+              train_per_class: int | None = None, target_fraction: float | None = None,
+              subsample_seed: int = 0) -> HalfTask:
+    """Select one half's classes; optionally thin its training images (the small-data regime)."""
     classes = split.half(half)
     train = dataset.train.select_classes(classes)
-    if train_per_class is not None:
-        available = int(train.class_counts().min())
-        if train_per_class > available:
-            raise UserError(f"data.train_per_class={train_per_class} but some class of half {half} "
-                            f"has only {available} training images; use at most {available}")
-        train = train.per_class(train_per_class, subsample_seed)
+    limit = target_limit(train.class_counts().tolist(), train_per_class, target_fraction)
+    if limit is not None:
+        train = train.per_class(limit, subsample_seed)
     return HalfTask(half, classes, [dataset.class_names[c] for c in classes], train,
                     dataset.val.select_classes(classes))
 

@@ -1,8 +1,9 @@
-"""Mini-batches from in-memory uint8 images, with augmentation done on whole batches.
+"""Mini-batches of uint8 images, normalised and augmented as whole batches on the device.
 
-No DataLoader workers: the images are already decoded, so a batch is an index
-select, a float conversion and (for training) a random crop + flip, all on the
-device the model runs on.
+In-memory images need no DataLoader workers: a batch is an index select. Image
+files (:class:`FileImages`, ImageNet) are decoded and cropped by worker processes
+(benchmark/data/streaming.py). Either way the float conversion and the training
+augmentation (padded random crop, flip) run on the device the model runs on.
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from benchmark.data.images import ImageTensors
+from benchmark.data.images import ImageSet, ImageTensors
+from benchmark.data.streaming import FileImages, streamed
 
 
 @dataclass(frozen=True)
@@ -23,6 +25,11 @@ class Augment:
     @property
     def active(self) -> bool:
         return self.crop_padding > 0 or self.flip
+
+    def random_on(self, data: ImageSet) -> bool:
+        """Whether training batches of ``data`` vary between epochs beyond their order: this
+        augmentation, or the random crops of image files. (The feature cache needs fixed ones.)"""
+        return self.active or isinstance(data, FileImages) and data.random_crop
 
 
 class Normalizer:
@@ -53,15 +60,25 @@ def _random_crop_flip(x: torch.Tensor, augment: Augment, generator: torch.Genera
     return x
 
 
-def batches(data: ImageTensors, batch_size: int, normalize: Normalizer, device: torch.device,
-            generator: torch.Generator | None = None, augment: Augment = Augment()
-            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(inputs, labels)``; shuffled and augmented when a ``generator`` is given."""
+def _in_memory(data: ImageTensors, batch_size: int, generator: torch.Generator | None
+               ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     n = len(data)
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
     for start in range(0, n, batch_size):
         index = order[start:start + batch_size]
-        x = normalize(data.images[index].to(device, non_blocking=True))
+        yield data.images[index], data.labels[index]
+
+
+def batches(data: ImageSet, batch_size: int, normalize: Normalizer, device: torch.device,
+            generator: torch.Generator | None = None, augment: Augment = Augment()
+            ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield ``(inputs, labels)``; shuffled and augmented when a ``generator`` is given."""
+    if isinstance(data, FileImages):
+        source = streamed(data, batch_size, device, generator)
+    else:
+        source = _in_memory(data, batch_size, generator)
+    for images, labels in source:
+        x = normalize(images.to(device, non_blocking=True))
         if generator is not None and augment.active:
             x = _random_crop_flip(x, augment, generator)
-        yield x, data.labels[index].to(device, non_blocking=True)
+        yield x, labels.to(device, non_blocking=True)

@@ -42,14 +42,14 @@ def _decode_chunk(paths: Sequence[str], size: int) -> np.ndarray:
     return np.stack([_decode_file(p, size) for p in paths])
 
 
-def _workers() -> int:
+def available_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _decoded_chunks(chunks: list[list[str]], size: int) -> Iterator[np.ndarray]:
     """Chunks decoded in order: in worker processes (threads would serialise on the GIL
     for small images), or in this process when there is only one chunk or one core."""
-    workers = min(_workers(), len(chunks))
+    workers = min(available_cores(), len(chunks))
     if workers <= 1:
         yield from (_decode_chunk(chunk, size) for chunk in chunks)
         return

@@ -8,7 +8,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.analysis import AnalysisError, Report, aggregate, curve_rows
+from benchmark.analysis import AnalysisError, Report, aggregate, curve_rows, pooled_settings
 from benchmark.sweep.progress import progress_line
 from benchmark.tracking import Tracker
 
@@ -32,6 +32,10 @@ class SweepCallback(Callback):
         except AnalysisError as error:
             log.error("aggregation of %s skipped: %s", sweep_dir, error)
             return
+        pooled = pooled_settings(report.summary)
+        if pooled:
+            log.warning("the curve pools several settings %s; sweep them in separate sweep dirs "
+                        "(hydra.sweep.dir=...) for one curve each", pooled)
         for failure in report.summary["failed"]:
             log.warning("failed run %s seed %s: %s", failure["label"], failure["seed"], failure["reason"])
         sync_dir = log_summary_run(config, sweep_dir, report)

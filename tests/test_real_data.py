@@ -1,0 +1,24 @@
+"""A short real-data experiment on CIFAR-10 from ../shared/data (skips where it is absent)."""
+import json
+
+from conftest import run_cli
+
+CHANCE = 1 / 5  # 5 classes per half
+
+
+def test_cifar10_sweep_learns_and_transfers(cifar10_jpg_root, tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "experiment=cifar10", f"data.root={cifar10_jpg_root / 'data'}",
+                   f"dataset.cache_dir={cifar10_jpg_root / 'cache'}",
+                   "treatment=base,transfer", "n=0,1,5", "finetune=false", "data.train_per_class=1000",
+                   "model.width=8", "model.fc_width=64", "train.epochs=3", "wandb.mode=disabled",
+                   f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/result.json")}
+    assert sorted(results) == ["AnB1-seed0", "AnB5-seed0", "baseB-seed0"]
+    top1 = {name.split("-")[0]: r["metrics"]["top1"] for name, r in results.items()}
+    assert all(r["status"] == "ok" for r in results.values())
+    assert top1["baseB"] > 2 * CHANCE and top1["AnB1"] > 2 * CHANCE, top1
+    assert results["baseB-seed0"]["classes_B"] and len(results["baseB-seed0"]["classes_B"]) == 5
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["runs"]["ok"] == 3
