@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import torch
 from filelock import FileLock
@@ -23,6 +24,8 @@ from benchmark.data.images import ImageTensors, LabelledImages
 from benchmark.storage import atomic_write_bytes, sha256, tensors_to_bytes
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FORMAT = 1  # bump when decoding changes, so old cache files are not read
 _NOT_PIXELS = frozenset({"cache_dir", "download", "mean", "std"})
@@ -66,23 +69,31 @@ def _write(path: Path, decoded: Decoded) -> None:
         "val_images": decoded.val.images, "val_labels": decoded.val.labels}))
 
 
+def read_or_build(path: Path, read: Callable[[Path], T | None], build: Callable[[], T],
+                  write: Callable[[Path, T], None], what: str) -> T:
+    """``read(path)``, or else ``build()`` and ``write`` it once, under a file lock, so that
+    parallel jobs wait for one build instead of each doing it."""
+    found = read(path)
+    if found is not None:
+        return found
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        found = read(path)  # another job may have built it while we waited
+        if found is None:
+            log.info("%s into %s (once)", what, path)
+            found = build()
+            write(path, found)
+    return found
+
+
 def cached(cfg: DictConfig, inputs: Sequence[Path], build: Callable[[], Decoded]) -> Decoded:
     """The decoded dataset from ``cfg.cache_dir``, or ``build()`` it once and store it.
 
     ``inputs``: every source file whose change must rebuild the cache.
     """
     path = Path(cfg.cache_dir) / f"{cfg.name}-{cfg.image_size}px-{fingerprint(cfg, inputs)}.pt"
-    decoded = _read(path)
-    if decoded is not None:
-        return decoded
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
-        decoded = _read(path)  # another job may have decoded it while we waited
-        if decoded is None:
-            log.info("decoding %s from %d source files into %s (once)", cfg.name, len(inputs), path)
-            decoded = build()
-            _write(path, decoded)
-    return decoded
+    return read_or_build(path, _read, build, _write,
+                         f"decoding {cfg.name} from {len(inputs)} source files")
 
 
 def labelled(cfg: DictConfig, decoded: Decoded, families: Sequence[str] | None = None

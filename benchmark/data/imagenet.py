@@ -17,10 +17,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.data.cache import fingerprint
+from benchmark.data.cache import fingerprint, read_or_build
 from benchmark.data.classlists import caffe_order, imagenet_families
 from benchmark.data.files import class_folder_files, class_names
 from benchmark.data.images import LabelledImages
@@ -97,17 +96,8 @@ def _listing(cfg: DictConfig, layout: ImageNetLayout) -> dict[str, np.ndarray]:
     folders = [layout.base / part / w for part in PARTS for w in layout.wnids]
     key = fingerprint(OmegaConf.masked_copy(cfg, ["name"]), folders)
     path = Path(cfg.cache_dir) / f"{cfg.name}-files-{key}.npz"
-    listing = _read_listing(path)
-    if listing is not None:
-        return listing
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(f"{path}.lock"):
-        listing = _read_listing(path)  # another job may have listed them while we waited
-        if listing is None:
-            log.info("listing the images of %s into %s (once)", layout.base, path)
-            listing = _list_files(layout.base)
-            _write_listing(path, listing)
-    return listing
+    return read_or_build(path, _read_listing, lambda: _list_files(layout.base), _write_listing,
+                         f"listing the images of {layout.base}")
 
 
 def load(cfg: DictConfig, root: str) -> LabelledImages:
