@@ -5,7 +5,6 @@
 """
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -17,11 +16,10 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.errors import UserError, exit_with
 from benchmark.preflight import check_overrides
 from benchmark.protocol import run_label
-from benchmark.run import execute, finished_result
+from benchmark.run import execute
 
 CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
 CONFIG_NAME = "config"
-log = logging.getLogger("benchmark")
 
 OmegaConf.register_new_resolver("tb.label", run_label, replace=True)
 
@@ -32,11 +30,6 @@ def app(cfg: DictConfig) -> dict | None:
     out_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     try:
-        done = finished_result(out_dir)
-        if done is not None:
-            log.info("%s seed %s already finished (%s); skipping", done["label"], done["seed"],
-                     out_dir / "result.json")
-            return done
         return execute(cfg, out_dir, group=cfg.sweep_name if multirun else None)
     except UserError as error:
         exit_with(error)

@@ -20,19 +20,21 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import HalfTask, half_task, load_dataset, split_classes
 from benchmark import feature_cache
+from benchmark.checkpoint import Checkpoint
 from benchmark.data.batches import Augment, Normalizer
-from benchmark.errors import RunDiverged
+from benchmark.errors import RunDiverged, UserError
 from benchmark.models import TransferNet, build_model
-from benchmark.protocol import check_run, run_label, source_half
+from benchmark.protocol import check_run, other_half, run_label, source_half
 from benchmark.storage import atomic_write_json
 from benchmark.surgery import parameter_groups, prepare_target
-from benchmark.sweep.base_cache import BaseCache
+from benchmark.sweep.base_cache import BaseCache, cache_key
 from benchmark.tracking import Tracker
 from benchmark.train import TrainResult, evaluate, pick_device, train
 
 log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
+CHECKPOINT_FILE = "checkpoint.pt"
 
 
 def derive_seed(*parts: Any) -> int:
@@ -66,7 +68,7 @@ class Context:
         return model.to(self.device)
 
     def fit(self, model: TransferNet, task: HalfTask, copied: int, seed: int, name: str,
-            tracker: Tracker | None = None) -> TrainResult:
+            tracker: Tracker | None = None, checkpoint: Checkpoint = Checkpoint(None)) -> TrainResult:
         t = self.cfg.train
         groups = parameter_groups(model, copied, t.lr, t.weight_decay, self.cfg.finetune_lr_scale,
                                   t.bias_lr_scale, t.bias_weight_decay)
@@ -78,9 +80,9 @@ class Context:
                                                       t.eval_batch_size)
                         for data in (task.train, task.val)]
             return train(feature_cache.SuffixNet(model), groups, *features, feature_cache.Identity(),
-                         t, self.device, seed, name, on_epoch)
+                         t, self.device, seed, name, on_epoch, checkpoint)
         return train(model, groups, task.train, task.val, self.normalize, t, self.device, seed,
-                     name, on_epoch)
+                     name, on_epoch, checkpoint)
 
 
 # dataset options that change where or how fast data is read, never what a network learns
@@ -103,11 +105,12 @@ def base_network(ctx: Context, half: str) -> tuple[TransferNet, dict]:
     cfg = ctx.cfg
     task = ctx.task(half)
 
-    def train_base() -> tuple[dict, dict]:
+    def train_base(checkpoint: Path) -> tuple[dict, dict]:
         log.info("training base%s (%d classes, %d images)", half, task.num_classes, len(task.train))
         start = time.time()
         model = ctx.new_model(task.num_classes, derive_seed(cfg.seed, "base", half))
-        result = ctx.fit(model, task, 0, derive_seed(cfg.seed, "base-data", half), f"base{half}")
+        result = ctx.fit(model, task, 0, derive_seed(cfg.seed, "base-data", half), f"base{half}",
+                         checkpoint=Checkpoint(checkpoint, cache_key(_base_fields(cfg, half))))
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return state, {"history": result.history, "metrics": result.metrics(),
                        "train_s": time.time() - start}
@@ -118,7 +121,8 @@ def base_network(ctx: Context, half: str) -> tuple[TransferNet, dict]:
     return model, cached.meta
 
 
-def _target_network(ctx: Context, task: HalfTask, tracker: Tracker) -> tuple[TransferNet, TrainResult]:
+def _target_network(ctx: Context, task: HalfTask, tracker: Tracker, checkpoint: Checkpoint
+                    ) -> tuple[TransferNet, TrainResult]:
     cfg = ctx.cfg
     source = source_half(cfg.treatment, cfg.target)
     source_state = base_network(ctx, source)[0].state_dict() if source else None
@@ -127,11 +131,13 @@ def _target_network(ctx: Context, task: HalfTask, tracker: Tracker) -> tuple[Tra
                    bn_eval=cfg.freeze.bn == "eval")
     label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
     result = ctx.fit(model, task, cfg.n if source else 0, derive_seed(cfg.seed, "target-data", label),
-                     label, tracker)
+                     label, tracker, checkpoint)
     return model, result
 
 
 def _base_run(ctx: Context, task: HalfTask, tracker: Tracker) -> tuple[dict, list[dict]]:
+    if ctx.cfg.warm_sources:
+        base_network(ctx, other_half(ctx.cfg.target))
     model, meta = base_network(ctx, ctx.cfg.target)
     for record in meta["history"]:
         tracker.log(record, step=record["epoch"])
@@ -161,8 +167,15 @@ def _git_commit() -> str | None:
 
 
 def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
-    """Run one configuration end to end and write ``out_dir/result.json``."""
+    """Run one configuration end to end and write ``out_dir/result.json`` (or return the
+    result a previous attempt finished there)."""
     check_run(cfg)
+    fingerprint = config_fingerprint(cfg)
+    done = finished_result(out_dir, fingerprint)
+    if done is not None:
+        log.info("%s seed %s already finished (%s); skipping", done["label"], done["seed"],
+                 out_dir / RESULT_FILE)
+        return done
     start = time.time()
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -176,18 +189,19 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
                       f"{label}/seed{cfg.seed}", group, cfg.treatment,
                       OmegaConf.to_container(cfg, resolve=True))
     result: dict[str, Any] = {
-        "label": label, "treatment": cfg.treatment, "n": cfg.n, "finetune": cfg.finetune,
+        "label": label, "fingerprint": fingerprint, "treatment": cfg.treatment, "n": cfg.n, "finetune": cfg.finetune,
         "source": source_half(cfg.treatment, cfg.target), "target": cfg.target, "seed": cfg.seed,
         "dataset": cfg.dataset.name, "model": cfg.model.name, "split": cfg.split.name,
         "train_per_class": cfg.data.train_per_class, "target_fraction": cfg.data.target_fraction,
         "classes_A": [dataset.class_names[c] for c in split.A],
         "classes_B": [dataset.class_names[c] for c in split.B],
     }
+    checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, fingerprint)
     try:
         if cfg.treatment == "base":
             metrics, history = _base_run(ctx, task, tracker)
         else:
-            _, trained = _target_network(ctx, task, tracker)
+            _, trained = _target_network(ctx, task, tracker, checkpoint)
             metrics, history = trained.metrics(), trained.history
         result.update(status="ok", reason=None, metrics=metrics, history=history)
     except RunDiverged as error:
@@ -199,6 +213,7 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
     tracker.summary({**(result["metrics"] or {}), "status": result["status"]})
     tracker.finish(failed=result["status"] != "ok")
     atomic_write_json(out_dir / RESULT_FILE, result)
+    checkpoint.remove()
     log.info("%s seed %d: %s %s -> %s", label, cfg.seed, result["status"],
              _format_metrics(result["metrics"]), out_dir / RESULT_FILE)
     return result
@@ -208,10 +223,26 @@ def _format_metrics(metrics: dict | None) -> str:
     return " ".join(f"{k} {v:.4f}" for k, v in metrics.items()) if metrics else ""
 
 
-def finished_result(out_dir: Path) -> dict | None:
+# keys that change where or how a run executes, never its numbers
+NOT_DETERMINING_RESULT = ("wandb", "cache_dir", "device", "threads", "analysis", "sweep_name",
+                          "warm_sources")
+
+
+def config_fingerprint(cfg: DictConfig) -> str:
+    """Hash of the resolved config that determines a run's result."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for key in NOT_DETERMINING_RESULT:
+        config.pop(key, None)
+    config["data"] = {k: v for k, v in config["data"].items() if k not in ("root", "num_workers")}
+    config["dataset"] = {k: v for k, v in config["dataset"].items() if k not in NOT_DETERMINING_BASE}
+    return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def finished_result(out_dir: Path, fingerprint: str) -> dict | None:
     """The result already written in ``out_dir`` if that run finished ``ok``, else None.
 
-    An unreadable result is reported and the run is done again.
+    An unreadable or failed result is reported and the run is done again; a finished
+    result of a *different* configuration is never overwritten.
     """
     path = out_dir / RESULT_FILE
     if not path.exists():
@@ -221,4 +252,10 @@ def finished_result(out_dir: Path) -> dict | None:
     except (OSError, ValueError) as error:
         log.warning("%s is corrupt (%s); running this configuration again", path, error)
         return None
-    return result if result.get("status") == "ok" else None
+    if result.get("status") != "ok":
+        return None
+    if result.get("fingerprint") != fingerprint:
+        raise UserError(f"{path} holds a finished result of a different configuration; keep it and "
+                        "write this one elsewhere: set hydra.sweep.dir=... (or hydra.run.dir=...) "
+                        "or sweep_name=...")
+    return result

@@ -43,3 +43,20 @@ def tensors_to_bytes(obj: Any) -> bytes:
 
 def bytes_to_tensors(data: bytes) -> Any:
     return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+
+
+DIGEST_BYTES = 64  # hex SHA-256 in front of the payload
+
+
+def write_verified(path: Path, payload: bytes) -> None:
+    """Atomically write ``payload`` behind its SHA-256, so a reader can tell it is whole."""
+    atomic_write_bytes(path, sha256(payload).encode() + payload)
+
+
+def read_verified(path: Path) -> bytes:
+    """The payload written by :func:`write_verified`; ``ValueError`` if it is damaged."""
+    data = path.read_bytes()
+    digest, payload = data[:DIGEST_BYTES].decode(errors="replace"), data[DIGEST_BYTES:]
+    if sha256(payload) != digest:
+        raise ValueError("checksum mismatch (truncated or corrupt file)")
+    return payload

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from omegaconf import DictConfig
 from tqdm import tqdm
 
+from benchmark.checkpoint import Checkpoint
 from benchmark.data.batches import Augment, Normalizer, batches
 from benchmark.data.images import ImageTensors
 from benchmark.errors import RunDiverged
@@ -103,14 +104,16 @@ def _train_epoch(model: TransferNet, optimizer: torch.optim.Optimizer, data: Ima
 
 def train(model: TransferNet, param_groups: list[dict], train_data: ImageTensors,
           val_data: ImageTensors, normalize: Normalizer, cfg: DictConfig, device: torch.device,
-          seed: int, name: str, on_epoch: Callable[[dict], None] | None = None) -> TrainResult:
-    """Train ``model`` for ``cfg.epochs`` epochs, evaluating on ``val_data`` after each."""
+          seed: int, name: str, on_epoch: Callable[[dict], None] | None = None,
+          checkpoint: Checkpoint = Checkpoint(None)) -> TrainResult:
+    """Train ``model`` for ``cfg.epochs`` epochs, evaluating on ``val_data`` after each;
+    resume from ``checkpoint`` when it holds earlier epochs, and save it after each."""
     optimizer = torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum,
                                 nesterov=cfg.nesterov and cfg.momentum > 0)
     scheduler = _scheduler(optimizer, cfg)
     generator = torch.Generator().manual_seed(seed)
-    result = TrainResult()
-    for epoch in range(1, cfg.epochs + 1):
+    result = TrainResult(checkpoint.restore(model, optimizer, scheduler, generator))
+    for epoch in range(len(result.history) + 1, cfg.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         stats = _train_epoch(model, optimizer, train_data, normalize, device, cfg, generator,
                              f"{name} epoch {epoch}/{cfg.epochs}")
@@ -121,6 +124,7 @@ def train(model: TransferNet, param_groups: list[dict], train_data: ImageTensors
         log.info("%s epoch %d/%d  train_loss %.4f  train_top1 %.4f  val_loss %.4f  val_top1 %.4f  "
                  "val_top5 %.4f  lr %.4g", name, epoch, cfg.epochs, stats["train_loss"],
                  stats["train_top1"], val["loss"], val["top1"], val["top5"], lr)
+        checkpoint.save(model, optimizer, scheduler, generator, result.history)
         if on_epoch is not None:
             on_epoch(record)
     return result

@@ -46,7 +46,7 @@ def test_base_network_is_cached_and_a_corrupt_checkpoint_is_retrained(smoke_cfg,
     ctx = _context(cfg)
     calls = []
     cache = BaseCache(Path(cfg.cache_dir))
-    train = lambda: (calls.append(1), ({"w": torch.ones(3)}, {"history": []}))[1]  # noqa: E731
+    train = lambda checkpoint: (calls.append(1), ({"w": torch.ones(3)}, {"history": []}))[1]  # noqa: E731
     first = cache.get_or_train({"k": 1}, train)
     second = cache.get_or_train({"k": 1}, train)
     assert (first.trained_now, second.trained_now, len(calls)) == (True, False, 1)

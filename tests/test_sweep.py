@@ -1,6 +1,12 @@
 """A real multirun: base networks trained once, aggregation, W&B offline, resume, joblib."""
+import csv
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 from conftest import run_cli
@@ -60,3 +66,37 @@ def test_joblib_launcher_runs_in_parallel_without_training_a_base_twice(tmp_path
     assert len(list(sweep.glob("*/result.json"))) == 9
     assert sorted(_base_trainings(sweep)) == ["baseA", "baseB"]
     assert (sweep / "summary.json").exists()
+
+
+def _local_sweep(sweep: Path, cache: Path) -> subprocess.Popen:
+    env = {**os.environ, "TRANSFERBENCH_CACHE": str(cache), "TQDM_DISABLE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "benchmark", "-m", "experiment=smoke", *GRID,
+                             "hydra/launcher=local", "wandb.mode=disabled", "threads=1",
+                             f"hydra.sweep.dir={sweep}"], cwd=sweep.parent, env=env,
+                            start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+
+
+def _numbers(sweep: Path) -> list[tuple]:
+    with open(sweep / "results.csv") as f:
+        return sorted((r["label"], r["seed"], r["top1"], r["top5"], r["loss"], r["top1_best"])
+                      for r in csv.DictReader(f))
+
+
+def test_local_launcher_sweep_killed_and_resumed_equals_an_uninterrupted_one(tmp_path):
+    reference = _local_sweep(tmp_path / "reference", tmp_path / "cache_ref")
+    assert reference.wait(timeout=600) == 0, reference.stdout.read()[-3000:]
+    sweep = tmp_path / "sweep"
+    proc = _local_sweep(sweep, tmp_path / "cache")
+    deadline = time.time() + 300
+    while len(list(sweep.glob("*/result.json"))) < 3 and time.time() < deadline:
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and every job it started
+    proc.wait()
+    assert 0 < len(list(sweep.glob("*/result.json"))) < 9, "the sweep was not interrupted"
+    assert not (sweep / "results.csv").exists()
+    resumed = _local_sweep(sweep, tmp_path / "cache")
+    assert resumed.wait(timeout=600) == 0, resumed.stdout.read()[-3000:]
+    assert len(list(sweep.glob("*/result.json"))) == 9
+    assert _numbers(sweep) == _numbers(tmp_path / "reference")
+    assert sorted(set(_base_trainings(sweep))) == ["baseA", "baseB"]

@@ -61,9 +61,13 @@ class BaseCache:
             return None
 
     def get_or_train(self, fields: dict[str, Any],
-                     train_fn: Callable[[], tuple[dict[str, torch.Tensor], dict[str, Any]]]
+                     train_fn: Callable[[Path], tuple[dict[str, torch.Tensor], dict[str, Any]]]
                      ) -> CachedBase:
-        """Return the cached base for ``fields``, training it under the lock if absent."""
+        """Return the cached base for ``fields``, training it under the lock if absent.
+
+        ``train_fn`` gets the path of its per-epoch checkpoint, inside the entry's folder,
+        so an interrupted base training resumes instead of starting over.
+        """
         key = cache_key(fields)
         model_path, meta_path, lock_path = self._paths(key)
         self.root.mkdir(parents=True, exist_ok=True)
@@ -72,9 +76,11 @@ class BaseCache:
             if cached is not None:
                 log.info("using cached base network %s", model_path.parent)
                 return cached
-            state, info = train_fn()
+            checkpoint = model_path.parent / "checkpoint.pt"
+            state, info = train_fn(checkpoint)
             data = tensors_to_bytes(state)
             meta = {**info, "fields": fields, "sha256": sha256(data), "key": key}
             atomic_write_bytes(model_path, data)
             atomic_write_json(meta_path, meta)
+            checkpoint.unlink(missing_ok=True)
             return CachedBase(state, meta, trained_now=True)

@@ -7,7 +7,9 @@ target x seed ...), like Hydra's basic sweeper, with two changes:
   ``treatment=random finetune=true``) are dropped instead of failing;
 * base runs form a first wave, launched before every other job, so the base
   networks are trained and cached before the jobs that copy from them start
-  (no job waits on a lock while a base network trains elsewhere).
+  (no job waits on a lock while a base network trains elsewhere); when the grid
+  has transfer runs, the base jobs also train the other half's base network
+  (``warm_sources=true``), the source those runs copy from.
 """
 from __future__ import annotations
 
@@ -48,6 +50,8 @@ class ProtocolSweeper(BasicSweeper):
             log.info("dropped %d grid points that are not runs of the protocol", dropped)
         base = [job for job in valid if _job_point(job, self.config)[0] == "base"]
         rest = [job for job in valid if _job_point(job, self.config)[0] != "base"]
+        if any(_job_point(job, self.config)[0] == "transfer" for job in rest):
+            base = [job + ["warm_sources=true"] for job in base]
         self._write_plan(len(valid))
         waves = [wave for wave in (base, rest) if wave]
         size = max_batch_size or 0

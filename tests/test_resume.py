@@ -1,0 +1,67 @@
+"""Runs killed with SIGKILL mid-training resume bit-identically; results are never overwritten."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import run_cli
+
+# a few hundred ms per epoch, so a kill lands mid-training
+SLOW_SMOKE = ("experiment=smoke", "treatment=selffer", "n=2", "finetune=true", "model.width=16",
+              "dataset.params.train_per_class=300", "train.epochs=8")
+
+
+def _start(run_dir: Path, cache: Path) -> subprocess.Popen:
+    env = {**os.environ, "TRANSFERBENCH_CACHE": str(cache), "TQDM_DISABLE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "benchmark", *SLOW_SMOKE,
+                             f"hydra.run.dir={run_dir}"], cwd=run_dir.parent, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _kill_when(proc: subprocess.Popen, appears: callable, timeout: float = 180) -> None:
+    deadline = time.time() + timeout
+    while not appears() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _finish(run_dir: Path, cache: Path) -> dict:
+    proc = run_cli(*SLOW_SMOKE, f"hydra.run.dir={run_dir}", cwd=run_dir.parent,
+                   env={"TRANSFERBENCH_CACHE": str(cache)})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return json.loads((run_dir / "result.json").read_text())
+
+
+@pytest.mark.parametrize("kill_in", ["base", "target"])
+def test_sigkilled_run_resumes_to_the_identical_result(tmp_path, kill_in):
+    reference = _finish(tmp_path / "uninterrupted", tmp_path / "cache_ref")
+    run_dir, cache = tmp_path / "killed", tmp_path / "cache"
+    run_dir.mkdir()
+    checkpoint = (lambda: any(cache.glob("*/checkpoint.pt"))) if kill_in == "base" else \
+        (lambda: (run_dir / "checkpoint.pt").exists())
+    _kill_when(_start(run_dir, cache), checkpoint)
+    assert checkpoint(), "the run ended before it could be killed mid-training"
+    assert not (run_dir / "result.json").exists()
+    resumed = _finish(run_dir, cache)
+    assert resumed["history"] == reference["history"]
+    assert resumed["metrics"] == reference["metrics"]
+    assert not (run_dir / "checkpoint.pt").exists() and not any(cache.glob("*/checkpoint.pt"))
+
+
+def test_result_of_another_configuration_is_never_overwritten(tmp_path):
+    args = ("experiment=smoke", "treatment=base", f"hydra.run.dir={tmp_path / 'run'}")
+    assert run_cli(*args, cwd=tmp_path).returncode == 0
+    first = (tmp_path / "run" / "result.json").read_bytes()
+    other = run_cli(*args, "train.lr=0.01", cwd=tmp_path)
+    assert other.returncode != 0
+    assert other.stderr.strip().splitlines()[-1].startswith("error: ")
+    assert "different configuration" in other.stderr and "Traceback" not in other.stderr
+    assert (tmp_path / "run" / "result.json").read_bytes() == first
+    same_but_offline = run_cli(*args, "wandb.mode=offline", "threads=1", cwd=tmp_path)
+    assert same_but_offline.returncode == 0  # execution-only settings are the same configuration
