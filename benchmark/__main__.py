@@ -33,6 +33,9 @@ def app(cfg: DictConfig) -> dict | None:
         return execute(cfg, out_dir, group=cfg.sweep_name if multirun else None)
     except UserError as error:
         exit_with(error)
+    except OSError as error:  # full disk, vanished directory ...: earlier files are intact
+        exit_with(UserError(f"cannot write {error.filename or out_dir} ({error.strerror}); free "
+                            "space or write elsewhere (hydra.run.dir=... / hydra.sweep.dir=...)"))
     return None
 
 
@@ -42,7 +45,8 @@ def _command_line_overrides(argv: list[str]) -> list[str]:
 
 def main() -> None:
     try:
-        check_overrides(CONFIG_DIR, CONFIG_NAME, _command_line_overrides(sys.argv[1:]))
+        multirun = bool({"-m", "--multirun"} & set(sys.argv[1:]))
+        check_overrides(CONFIG_DIR, CONFIG_NAME, _command_line_overrides(sys.argv[1:]), multirun)
     except UserError as error:
         exit_with(error)
     app()

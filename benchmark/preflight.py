@@ -6,7 +6,9 @@ becomes a :class:`UserError` naming the fix.
 """
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
+from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -51,15 +53,34 @@ def _explain(error: HydraException) -> str:
     return " ".join(str(error).split())
 
 
-def check_overrides(config_dir: str, config_name: str, overrides: Sequence[str]) -> None:
-    """Raise :class:`UserError` if any command-line override cannot be composed."""
+def check_output_dir(path: str) -> None:
+    """Fail early, in one line, when the output directory cannot be created or written."""
+    folder = Path(path).absolute()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise UserError(f"cannot write the output directory {folder} ({error.strerror}); choose "
+                        "another one with hydra.run.dir=... (or hydra.sweep.dir=... with -m)") from None
+
+
+def check_overrides(config_dir: str, config_name: str, overrides: Sequence[str],
+                    multirun: bool) -> None:
+    """Raise :class:`UserError` if any command-line override cannot be composed, or the
+    output directory cannot be written."""
     try:
         variants = _variants(overrides)
         with initialize_config_dir(config_dir, version_base="1.3"):
             for variant in variants:
-                compose(config_name, overrides=variant, return_hydra_config=True)
+                cfg = compose(config_name, overrides=variant, return_hydra_config=True)
     except OverrideParseException as error:
         raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}; "
                         "write overrides as key=value, e.g. n=3") from None
     except HydraException as error:
         raise UserError(_explain(error)) from None
+    try:
+        output_dir = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
+    except Exception:  # resolvers that only work inside a Hydra job: Hydra checks it then
+        return
+    check_output_dir(output_dir)

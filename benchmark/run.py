@@ -11,7 +11,7 @@ import logging
 import platform
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ from benchmark import feature_cache
 from benchmark.checkpoint import Checkpoint
 from benchmark.data.batches import Augment, Normalizer
 from benchmark.errors import RunDiverged, UserError
+from benchmark.flops import block_forward_flops, frozen_step_fraction
 from benchmark.models import TransferNet, build_model
 from benchmark.protocol import check_run, other_half, run_label, source_half
 from benchmark.storage import atomic_write_json
@@ -52,13 +53,14 @@ class Context:
     split: Any
     device: torch.device
     normalize: Normalizer
+    cost: dict[str, Any] = field(default_factory=lambda: {"bases": [], "feature_cache": False})
 
     def task(self, half: str) -> HalfTask:
         """One half's task; the target half is thinned by ``data.train_per_class`` or
         ``data.target_fraction`` (so its base network is trained on the same data)."""
         data = self.cfg.data if half == self.cfg.target else {}
         return half_task(self.dataset, self.split, half, data.get("train_per_class"),
-                         data.get("target_fraction"), self.cfg.seed)
+                         data.get("target_fraction"), self.cfg.seed).to(self.device)
 
     def new_model(self, num_classes: int, init_seed: int) -> TransferNet:
         torch.manual_seed(init_seed)
@@ -76,17 +78,25 @@ class Context:
         if t.feature_cache and feature_cache.usable(model, Augment(**t.augment).random_on(task.train)):
             log.info("%s: training on cached features of the frozen first %d layers", name,
                      model.frozen_blocks)
+            flops = block_forward_flops(model, self.dataset.image_size)
+            self.cost.update(feature_cache=True,
+                             frozen_step_fraction=frozen_step_fraction(flops, model.frozen_blocks))
             features = [feature_cache.prefix_features(model, data, self.normalize, self.device,
                                                       t.eval_batch_size)
                         for data in (task.train, task.val)]
-            return train(feature_cache.SuffixNet(model), groups, *features, feature_cache.Identity(),
-                         t, self.device, seed, name, on_epoch, checkpoint)
-        return train(model, groups, task.train, task.val, self.normalize, t, self.device, seed,
-                     name, on_epoch, checkpoint)
+            return train(_compiled(feature_cache.SuffixNet(model), t.compile), groups, *features,
+                         feature_cache.Identity(), t, self.device, seed, name, on_epoch, checkpoint)
+        return train(_compiled(model, t.compile), groups, task.train, task.val, self.normalize, t,
+                     self.device, seed, name, on_epoch, checkpoint)
 
 
 # dataset options that change where or how fast data is read, never what a network learns
 NOT_DETERMINING_BASE = ("cache_dir", "download", "num_workers")
+
+
+def _compiled(net: torch.nn.Module, compile_it: bool) -> torch.nn.Module:
+    """``torch.compile`` on request (``train.compile``): worth it for long GPU trainings."""
+    return torch.compile(net) if compile_it else net
 
 
 def _base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
@@ -116,6 +126,8 @@ def base_network(ctx: Context, half: str) -> tuple[TransferNet, dict]:
                        "train_s": time.time() - start}
 
     cached = BaseCache(Path(cfg.cache_dir).absolute()).get_or_train(_base_fields(cfg, half), train_base)
+    ctx.cost["bases"].append({"half": half, "train_s": cached.meta["train_s"],
+                              "trained_now": cached.trained_now})
     model = ctx.new_model(task.num_classes, 0)
     model.load_state_dict(cached.state)
     return model, cached.meta
@@ -130,8 +142,10 @@ def _target_network(ctx: Context, task: HalfTask, tracker: Tracker, checkpoint: 
     prepare_target(model, source_state, cfg.n, frozen=not cfg.finetune,
                    bn_eval=cfg.freeze.bn == "eval")
     label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
+    start = time.time()
     result = ctx.fit(model, task, cfg.n if source else 0, derive_seed(cfg.seed, "target-data", label),
                      label, tracker, checkpoint)
+    ctx.cost["train_s"] = round(time.time() - start, 3)
     return model, result
 
 
@@ -207,7 +221,7 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
     except RunDiverged as error:
         log.error("%s failed: %s", label, error)
         result.update(status="failed", reason=str(error), metrics=None, history=[])
-    result.update(wall_s=round(time.time() - start, 3), device=str(device),
+    result.update(wall_s=round(time.time() - start, 3), cost=ctx.cost, device=str(device),
                   config=OmegaConf.to_container(cfg, resolve=True), versions=_versions(),
                   git_commit=_git_commit())
     tracker.summary({**(result["metrics"] or {}), "status": result["status"]})

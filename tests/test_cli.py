@@ -45,9 +45,15 @@ def test_transfer_run_writes_a_complete_result(tmp_path):
     (["data.target_fraction=0.5", "data.train_per_class=3"], "both set"),
     (["n=abc=("], "cannot parse the command line"),
     (["hydra.sweeper.params.n=1,2"], "sweeps a hydra.* setting"),
+    (["split=classes", "split.A=[nosuch]"], "names ['nosuch'], not classes of this dataset"),
+    (["split=classes", "split.A=[bars_0]", "split.B=[bars_0]"], "more than once"),
+    (["split=classes", "split.A=[]"], "class half A is empty"),
+    (["split=classes", "split.file=/nonexistent.txt"], "split.file=/nonexistent.txt does not exist"),
+    (["dataset=cifar10", "data.root=/nonexistent"], "dataset=cifar10: data not found"),
+    (["hydra.run.dir=/etc/hostname/sub"], "cannot write the output directory"),
 ])
 def test_bad_input_ends_in_one_clear_line(tmp_path, args, expected):
-    proc = run_cli("experiment=smoke", *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    proc = run_cli("experiment=smoke", f"hydra.run.dir={tmp_path / 'run'}", *args, cwd=tmp_path)
     assert proc.returncode != 0
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines and lines[-1].startswith("error: ") and expected in lines[-1], proc.stderr[-1500:]

@@ -65,3 +65,29 @@ def test_result_of_another_configuration_is_never_overwritten(tmp_path):
     assert (tmp_path / "run" / "result.json").read_bytes() == first
     same_but_offline = run_cli(*args, "wandb.mode=offline", "threads=1", cwd=tmp_path)
     assert same_but_offline.returncode == 0  # execution-only settings are the same configuration
+
+
+def test_damaged_or_foreign_checkpoint_is_never_loaded(tmp_path):
+    import torch
+
+    from benchmark.checkpoint import Checkpoint
+
+    def fresh():
+        torch.manual_seed(0)
+        model = torch.nn.Linear(3, 2)
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, optimizer, torch.optim.lr_scheduler.StepLR(optimizer, 1), torch.Generator()
+
+    path = tmp_path / "checkpoint.pt"
+    model, optimizer, scheduler, generator = fresh()
+    with torch.no_grad():
+        model.weight.add_(1.0)
+    Checkpoint(path, "run-1").save(model, optimizer, scheduler, generator, [{"epoch": 1}])
+    restored = fresh()
+    assert Checkpoint(path, "run-1").restore(*restored) == [{"epoch": 1}]
+    assert torch.equal(restored[0].weight, model.weight)
+    assert Checkpoint(path, "run-2").restore(*fresh()) == []       # another configuration's
+    path.write_bytes(path.read_bytes()[:-20])                        # truncated
+    untouched = fresh()
+    assert Checkpoint(path, "run-1").restore(*untouched) == []
+    assert not torch.equal(untouched[0].weight, model.weight)

@@ -100,3 +100,19 @@ def test_local_launcher_sweep_killed_and_resumed_equals_an_uninterrupted_one(tmp
     assert len(list(sweep.glob("*/result.json"))) == 9
     assert _numbers(sweep) == _numbers(tmp_path / "reference")
     assert sorted(set(_base_trainings(sweep))) == ["baseA", "baseB"]
+
+
+def test_a_diverging_run_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
+    proc = run_cli("-m", "experiment=smoke", "treatment=selffer", "n=2", "finetune=false,true",
+                   "finetune_lr_scale=1e12", "wandb.mode=disabled",
+                   f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    sweep = tmp_path / "sweep"
+    failed = json.loads((sweep / "BnB+2-seed0" / "result.json").read_text())
+    assert failed["status"] == "failed" and "loss became" in failed["reason"]
+    assert json.loads((sweep / "BnB2-seed0" / "result.json").read_text())["status"] == "ok"
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["runs"]["failed"] == 1 and summary["failed"][0]["label"] == "BnB+2"
+    assert "failed run BnB+2 seed 0" in proc.stdout
+    rows = list(csv.DictReader(open(sweep / "results.csv")))
+    assert {r["label"]: r["status"] for r in rows} == {"BnB2": "ok", "BnB+2": "failed"}

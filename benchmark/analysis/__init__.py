@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from benchmark.analysis.collect import Collection, collect
+from benchmark.analysis.cost import sweep_cost
 from benchmark.analysis.curve import build_summary, curve_rows, pooled_settings
 from benchmark.analysis.export import write_json, write_results_csv
 from benchmark.analysis.figure import plot_generality
@@ -52,6 +53,7 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     summary = build_summary(collection.results, metric)
     summary["runs"]["duplicates"] = len(collection.duplicates)
     summary["problems"] = collection.problems
+    summary["cost"] = sweep_cost(collection.results)
     png, pdf = plot_generality(summary, sweep / "generality", paper)
     paths = {
         "csv": write_results_csv(collection.results, sweep / "results.csv"),

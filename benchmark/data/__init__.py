@@ -5,6 +5,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data import cifar, fashion_mnist, imagefolder, imagenet, tiny_imagenet
@@ -52,6 +53,11 @@ class HalfTask:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def to(self, device: torch.device) -> "HalfTask":
+        """In-memory images move to ``device``; streamed ones stay where they are read."""
+        move = lambda part: part.to(device) if isinstance(part, ImageTensors) else part  # noqa: E731
+        return HalfTask(self.name, self.classes, self.class_names, move(self.train), move(self.val))
 
 
 def target_limit(counts: list[int], per_class: int | None, fraction: float | None) -> int | None:

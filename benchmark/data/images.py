@@ -61,6 +61,10 @@ class ImageTensors(ImageSet):
     def subset(self, index: torch.Tensor, labels: torch.Tensor) -> "ImageTensors":
         return ImageTensors(self.images[index], labels)
 
+    def to(self, device: torch.device) -> "ImageTensors":
+        """Resident on ``device`` (a GPU): batches are then index selects, no copies."""
+        return ImageTensors(self.images.to(device), self.labels.to(device))
+
 
 @dataclass
 class LabelledImages:
