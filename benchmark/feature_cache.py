@@ -12,6 +12,7 @@ from torch import nn
 from benchmark.data.batches import Normalizer, batches
 from benchmark.data.images import ImageTensors
 from benchmark.models import TransferNet
+from benchmark.train import autocast
 
 
 def usable(model: TransferNet, augmenting: bool) -> bool:
@@ -47,6 +48,7 @@ def prefix_features(model: TransferNet, data: ImageTensors, normalize: Normalize
                     device: torch.device, batch_size: int) -> ImageTensors:
     """The frozen prefix's outputs for every image, kept on ``device``."""
     model.eval()
-    parts = [model.forward_prefix(x, model.frozen_blocks)
-             for x, _ in batches(data, batch_size, normalize, device)]
+    with autocast(device):  # the same precision as the end-to-end frozen forward
+        parts = [model.forward_prefix(x, model.frozen_blocks)
+                 for x, _ in batches(data, batch_size, normalize, device)]
     return ImageTensors(torch.cat(parts), data.labels)

@@ -46,7 +46,8 @@ def pick_device(name: str) -> torch.device:
     return device
 
 
-def _autocast(device: torch.device):
+def autocast(device: torch.device):
+    """bf16 autocast on CUDA; a no-op on CPU."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
@@ -58,9 +59,10 @@ def _scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig) -> torch.optim
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
 
 
-def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> int:
+def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
+    """How many labels are among the top-k logits, as a device tensor (no GPU sync)."""
     k = min(k, logits.shape[1])
-    return int((logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum())
+    return (logits.topk(k, dim=1).indices == labels[:, None]).any(dim=1).sum()
 
 
 @torch.no_grad()
@@ -68,15 +70,14 @@ def evaluate(model: TransferNet, data: ImageTensors, normalize: Normalizer, devi
              batch_size: int) -> dict[str, float]:
     """Top-1, top-5 and mean cross-entropy on ``data``."""
     model.eval()
-    loss_sum, top1, top5 = 0.0, 0, 0
+    totals = torch.zeros(3, device=device)  # loss, top-1, top-5; read once at the end
     for x, y in batches(data, batch_size, normalize, device):
-        with _autocast(device):
+        with autocast(device):
             logits = model(x).float()
-        loss_sum += float(F.cross_entropy(logits, y, reduction="sum"))
-        top1 += _topk_correct(logits, y, 1)
-        top5 += _topk_correct(logits, y, 5)
-    n = len(data)
-    return {"top1": top1 / n, "top5": top5 / n, "loss": loss_sum / n}
+        totals += torch.stack([F.cross_entropy(logits, y, reduction="sum"),
+                               _topk_correct(logits, y, 1), _topk_correct(logits, y, 5)])
+    loss, top1, top5 = (totals / len(data)).tolist()
+    return {"top1": top1, "top5": top5, "loss": loss}
 
 
 def _train_epoch(model: TransferNet, optimizer: torch.optim.Optimizer, data: ImageTensors,
@@ -84,24 +85,22 @@ def _train_epoch(model: TransferNet, optimizer: torch.optim.Optimizer, data: Ima
                  generator: torch.Generator, desc: str) -> dict[str, float]:
     model.train()
     augment = Augment(cfg.augment.crop_padding, cfg.augment.flip)
-    loss_sum, correct, seen = 0.0, 0, 0
+    totals = torch.zeros(2, device=device)  # summed loss, correct; no GPU sync inside the loop
     steps = math.ceil(len(data) / cfg.batch_size)
     bar = tqdm(batches(data, cfg.batch_size, normalize, device, generator, augment), total=steps,
                desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
     for x, y in bar:
-        with _autocast(device):
+        with autocast(device):
             logits = model(x)
             loss = F.cross_entropy(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise RunDiverged(f"training loss became {float(loss)} at step {seen // cfg.batch_size}; "
-                              "lower train.lr")
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        loss_sum += float(loss.detach()) * len(y)
-        correct += _topk_correct(logits.detach(), y, 1)
-        seen += len(y)
-    return {"train_loss": loss_sum / seen, "train_top1": correct / seen}
+        totals += torch.stack([loss.detach() * len(y), _topk_correct(logits.detach(), y, 1)])
+    loss_sum, correct = totals.tolist()
+    if not math.isfinite(loss_sum):  # a NaN or inf in any step carries into the sum
+        raise RunDiverged(f"training loss became {loss_sum} in {desc}; lower train.lr")
+    return {"train_loss": loss_sum / len(data), "train_top1": correct / len(data)}
 
 
 def train(model: TransferNet, param_groups: list[dict], train_data: ImageTensors,

@@ -47,13 +47,9 @@ def _random_crop_flip(x: torch.Tensor, augment: Augment, generator: torch.Genera
     n, _, h, w = x.shape
     if augment.crop_padding:
         p = augment.crop_padding
-        padded = F.pad(x, (p, p, p, p))
-        dy, dx = torch.randint(0, 2 * p + 1, (2, n), generator=generator)
-        rows = (dy[:, None] + torch.arange(h)[None, :]).to(x.device)
-        cols = (dx[:, None] + torch.arange(w)[None, :]).to(x.device)
-        x = padded[torch.arange(n, device=x.device)[:, None, None, None],
-                   torch.arange(x.shape[1], device=x.device)[None, :, None, None],
-                   rows[:, None, :, None], cols[:, None, None, :]]
+        windows = F.pad(x, (p, p, p, p)).unfold(2, h, 1).unfold(3, w, 1)  # [n, c, dy, dx, h, w]
+        dy, dx = torch.randint(0, 2 * p + 1, (2, n), generator=generator).to(x.device)
+        x = windows[torch.arange(n, device=x.device), :, dy, dx]
     if augment.flip:
         flip = (torch.rand(n, generator=generator) < 0.5).to(x.device)
         x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -64,6 +60,7 @@ def _in_memory(data: ImageTensors, batch_size: int, generator: torch.Generator |
                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     n = len(data)
     order = torch.randperm(n, generator=generator) if generator is not None else torch.arange(n)
+    order = order.to(data.images.device)  # index GPU-resident images without a copy back
     for start in range(0, n, batch_size):
         index = order[start:start + batch_size]
         yield data.images[index], data.labels[index]

@@ -1,0 +1,430 @@
+"""Performance benchmark of transferbench's training path, reported as ratios.
+
+    python scripts/bench.py [hydra overrides ...] [--out bench.json] [--steps N] [--repeats R]
+                            [--imagenet-root DIR]
+    python scripts/bench.py dataset=cifar10 data.root=DIR model.width=32
+
+The overrides compose the same config a run gets (``conf/``, defaults: convnet8 on the
+synthetic data); the timed images are the first ``steps x train.batch_size`` training
+images of the target half, held where a run holds them (on the GPU when there is one).
+
+Method. Absolute times on shared machines mean little, so every number is a ratio of
+two timings taken in the same process: each "epoch" is one pass over the same timed
+images, and the functions compared are called in turn, round after round (interleaved,
+the starting one rotating), after one untimed warm-up round. A ratio is the median
+over ``repeats`` rounds of the per-round ratio, so slow drifts of the machine's load
+hit both sides alike. On CUDA the device is synchronised before each clock read. On a
+CPU shared with other jobs, give ``threads=`` the number of free cores: torch threads
+beyond them slow training down many times over, which no ratio cancels.
+
+What is measured (the keys of bench.json):
+
+- ``loop_vs_plain``: epoch time of a plain PyTorch loop (randperm, index, normalise,
+  forward, cross-entropy, zero_grad, backward, step; same model, optimizer groups,
+  autocast and data) / epoch time of ``benchmark.train._train_epoch``. Target >= 0.95.
+  The plain loop does not augment: where the config augments, the ratio includes that.
+- ``utilisation``: training FLOP/s / the peak FLOP/s of a large matmul in the training
+  dtype (float32 on CPU, bf16 on CUDA), both measured here. Training FLOPs are counted
+  by ``torch.utils.flop_counter.FlopCounterMode`` over one forward + backward step
+  (matmuls and convolutions only, as that counter does).
+- ``frozen_epoch_ratio[n]``: epoch time of the network with its first n blocks copied
+  and frozen, trained end to end (feature cache off) / epoch time of the base network;
+  ``trainable_flop_fraction[n]``: the FLOPs of that frozen network's training step
+  (counted on the network itself: prefix forward, suffix forward and backward) / the
+  base network's. The first should follow the second. These train without augmentation,
+  the feature cache's condition.
+- ``feature_cache_speedup[n]``: end-to-end frozen epoch time / epoch time on the
+  prefix's cached outputs (``feature_cache.SuffixNet``); ``feature_cache_setup_s[n]``:
+  seconds to compute those outputs for the timed images, paid once per run.
+- ``data_vs_model[dataset]``: images/s that ``batches()`` delivers alone / images/s the
+  model trains at, for the in-memory path, and with ``--imagenet-root`` for the streamed
+  ILSVRC-2012 files (the yosinski2014 preset: CaffeNet, decoding workers). Target >= 2.
+- ``peak_rss_mb``, ``peak_gpu_mb`` (null on CPU), ``device``, ``torch``, ``overrides``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import resource
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmark import feature_cache  # noqa: E402
+from benchmark.__main__ import CONFIG_DIR, CONFIG_NAME  # noqa: E402
+from benchmark.data import HalfTask, load_dataset, split_classes  # noqa: E402
+from benchmark.data.batches import Augment, Normalizer, batches  # noqa: E402
+from benchmark.data.images import ImageSet, ImageTensors  # noqa: E402
+from benchmark.data.streaming import streamed  # noqa: E402
+from benchmark.errors import UserError, exit_with  # noqa: E402
+from benchmark.models import TransferNet  # noqa: E402
+from benchmark.run import Context, _compiled  # noqa: E402
+from benchmark.surgery import parameter_groups, prepare_target  # noqa: E402
+from benchmark.train import _train_epoch, pick_device  # noqa: E402
+
+DEFAULT_STEPS = 8
+DEFAULT_REPEATS = 5
+PEAK_SECONDS = 0.3  # each peak-matmul timing runs about this long
+# overrides of the user's that also apply to the streamed ImageNet config
+SHARED_KEYS = ("device", "threads", "cache_dir", "data.num_workers")
+# measured and printed, but not bench.json keys
+TABLE_ONLY = ("achieved_gflops", "peak_gflops", "images_per_s", "cache_flop_ratio")
+
+Epoch = Callable[[], object]
+
+
+# --- timing -------------------------------------------------------------------------------
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@dataclass
+class Timings:
+    """Seconds per call of each timed function, one sample per round."""
+
+    samples: dict[str, list[float]]
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.samples[name])
+
+    def ratio(self, a: str, b: str) -> float:
+        """Median over rounds of time(a) / time(b) in the same round."""
+        return statistics.median(ta / tb for ta, tb in zip(self.samples[a], self.samples[b]))
+
+
+def timed(fns: dict[str, Epoch], repeats: int, device: torch.device) -> Timings:
+    """Call every function once per round, in turn (the first one rotating), for one
+    untimed warm-up round and then ``repeats`` timed rounds."""
+    names = list(fns)
+    samples: dict[str, list[float]] = {name: [] for name in names}
+    for round_ in range(repeats + 1):
+        shift = round_ % len(names)
+        for name in names[shift:] + names[:shift]:
+            synchronize(device)
+            start = time.perf_counter()
+            fns[name]()
+            synchronize(device)
+            if round_:
+                samples[name].append(time.perf_counter() - start)
+    return Timings(samples)
+
+
+# --- what a run builds ----------------------------------------------------------------------
+
+@dataclass
+class Setup:
+    """A composed config with what a run builds from it, and the timed images."""
+
+    cfg: DictConfig
+    ctx: Context
+    task: HalfTask
+    source: ImageSet      # the timed training images, as the data path reads them
+    images: ImageTensors  # the same images in memory on the device
+
+    @property
+    def device(self) -> torch.device:
+        return self.ctx.device
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.cfg.train.batch_size)
+
+    def first_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return (self.ctx.normalize(self.images.images[:self.batch_size]),
+                self.images.labels[:self.batch_size])
+
+
+def compose_config(overrides: Sequence[str]) -> DictConfig:
+    try:
+        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
+            return compose(CONFIG_NAME, overrides=list(overrides))
+    except HydraException as error:
+        raise UserError(f"cannot compose the config from {' '.join(overrides)}: "
+                        f"{str(error).splitlines()[0]}") from None
+
+
+def in_memory(source: ImageSet, batch_size: int, device: torch.device) -> ImageTensors:
+    """``source`` as uint8 tensors on ``device`` (image files decoded once, central crops)."""
+    if isinstance(source, ImageTensors):
+        return source
+    crops = [images for images, _ in streamed(source, batch_size, device)]
+    return ImageTensors(torch.cat(crops).to(device), source.labels.to(device))
+
+
+def build_setup(overrides: Sequence[str], steps: int) -> Setup:
+    cfg = compose_config(overrides)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+    dataset = load_dataset(cfg.dataset, cfg.data.root)
+    split = split_classes(cfg.split, dataset.class_names, dataset.families)
+    ctx = Context(cfg, dataset, split, device, Normalizer(dataset.mean, dataset.std, device))
+    task = ctx.task(cfg.target)
+    count = min(steps * cfg.train.batch_size, len(task.train))
+    index = torch.arange(count)
+    source = task.train.subset(index.to(task.train.labels.device), task.train.labels[:count])
+    return Setup(cfg, ctx, task, source, in_memory(source, cfg.train.batch_size, device))
+
+
+def network(setup: Setup, n: int = 0, source: TransferNet | None = None) -> TransferNet:
+    """The base network (``n=0``) or one whose first ``n`` blocks are copied from ``source``
+    and frozen, built as a run builds it."""
+    model = setup.ctx.new_model(setup.task.num_classes, 0)
+    if n:
+        prepare_target(model, source.state_dict(), n, frozen=True,
+                       bn_eval=setup.cfg.freeze.bn == "eval")
+    return model
+
+
+def optimizer_for(setup: Setup, model: TransferNet, copied: int) -> torch.optim.Optimizer:
+    """The optimizer :func:`benchmark.train.train` makes for the groups a run makes."""
+    cfg, t = setup.cfg, setup.cfg.train
+    groups = parameter_groups(model, copied, t.lr, t.weight_decay, cfg.finetune_lr_scale,
+                              t.bias_lr_scale, t.bias_weight_decay)
+    return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum,
+                           nesterov=t.nesterov and t.momentum > 0)
+
+
+# --- one epoch of each kind -------------------------------------------------------------------
+
+def our_epoch(setup: Setup, net: nn.Module, optimizer: torch.optim.Optimizer,
+              data: ImageTensors | None = None, normalize: Callable | None = None,
+              train_cfg: DictConfig | None = None) -> Epoch:
+    """One epoch of benchmark.train's loop (``_train_epoch``, no evaluation)."""
+    net = _compiled(net, setup.cfg.train.compile)
+    generator = torch.Generator().manual_seed(0)
+    return lambda: _train_epoch(net, optimizer, setup.images if data is None else data,
+                                normalize or setup.ctx.normalize, setup.device,
+                                train_cfg or setup.cfg.train, generator, "bench")
+
+
+def plain_epoch(setup: Setup, net: nn.Module, optimizer: torch.optim.Optimizer) -> Epoch:
+    """One epoch of the textbook PyTorch loop over the same in-memory images."""
+    net = _compiled(net, setup.cfg.train.compile)
+    images, labels, device = setup.images.images, setup.images.labels, setup.device
+
+    def epoch() -> None:
+        net.train()
+        order = torch.randperm(len(labels), device=images.device)
+        for start in range(0, len(labels), setup.batch_size):
+            index = order[start:start + setup.batch_size]
+            x, y = setup.ctx.normalize(images[index]), labels[index]
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                loss = F.cross_entropy(net(x).float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+    return epoch
+
+
+def data_epoch(setup: Setup) -> Epoch:
+    """One epoch of ``batches()`` alone, shuffled and augmented as for training."""
+    generator = torch.Generator().manual_seed(0)
+    augment = Augment(**setup.cfg.train.augment)
+
+    def epoch() -> None:
+        for _ in batches(setup.source, setup.batch_size, setup.ctx.normalize, setup.device,
+                         generator, augment):
+            pass
+    return epoch
+
+
+def matmul_peak(device: torch.device) -> tuple[Epoch, float]:
+    """A large matmul in the training dtype, repeated to run about ``PEAK_SECONDS``; returns
+    it and its FLOPs."""
+    size, dtype = (8192, torch.bfloat16) if device.type == "cuda" else (2048, torch.float32)
+    a, b = (torch.randn(size, size, device=device, dtype=dtype) for _ in range(2))
+    out = torch.empty_like(a)
+    once = timed({"mm": lambda: torch.mm(a, b, out=out)}, 1, device).median("mm")
+    calls = max(1, math.ceil(PEAK_SECONDS / once))
+
+    def run() -> None:
+        for _ in range(calls):
+            torch.mm(a, b, out=out)
+    return run, 2.0 * size ** 3 * calls
+
+
+def step_flops(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> int:
+    """FLOPs of one training step's forward + backward on the batch ``x``."""
+    net.train()
+    with FlopCounterMode(display=False) as counter:
+        F.cross_entropy(net(x), y).backward()
+    net.zero_grad(set_to_none=True)
+    return counter.get_total_flops()
+
+
+# --- the measurements -------------------------------------------------------------------------
+
+def measure_loop(setup: Setup, repeats: int) -> dict:
+    """Our loop vs the plain one, utilisation, and in-memory data vs model, timed together."""
+    model = network(setup)
+    optimizer = optimizer_for(setup, model, 0)
+    flops_per_epoch = step_flops(model, *setup.first_batch()) * len(setup.images) / setup.batch_size
+    peak, peak_flops = matmul_peak(setup.device)
+    t = timed({"ours": our_epoch(setup, model, optimizer),
+               "plain": plain_epoch(setup, model, optimizer),
+               "peak": peak, "data": data_epoch(setup)}, repeats, setup.device)
+    return {"loop_vs_plain": t.ratio("plain", "ours"),
+            "utilisation": t.ratio("peak", "ours") * flops_per_epoch / peak_flops,
+            "data_vs_model": {setup.cfg.dataset.name: t.ratio("ours", "data")},
+            "achieved_gflops": flops_per_epoch / t.median("ours") / 1e9,
+            "peak_gflops": peak_flops / t.median("peak") / 1e9,
+            "images_per_s": len(setup.images) / t.median("ours")}
+
+
+def measure_frozen(setup: Setup, repeats: int) -> dict:
+    """Networks with their first n = 1..7 blocks frozen, end to end and on cached features,
+    against the base network. All train without augmentation, the feature cache's condition
+    (augmentation costs the same per image with or without a frozen prefix)."""
+    base = network(setup)
+    x, y = setup.first_batch()
+    base_flops = step_flops(base, x, y)
+    plain = OmegaConf.merge(setup.cfg.train, {"augment": {"crop_padding": 0, "flip": False}})
+    fns: dict[str, Epoch] = {"base": our_epoch(setup, base, optimizer_for(setup, base, 0),
+                                               train_cfg=plain)}
+    fractions, cache_flop_ratio = {}, {}
+    for n in range(1, base.num_transferable + 1):
+        model = network(setup, n, base)
+        optimizer = optimizer_for(setup, model, n)
+        compute_features = partial(feature_cache.prefix_features, model, setup.images,
+                                   setup.ctx.normalize, setup.device, setup.cfg.train.eval_batch_size)
+        features = compute_features()
+        suffix = feature_cache.SuffixNet(model)
+        fractions[n] = step_flops(model, x, y) / base_flops
+        cache_flop_ratio[n] = fractions[n] * base_flops / step_flops(
+            suffix, features.images[:setup.batch_size], y)
+        fns[f"frozen{n}"] = our_epoch(setup, model, optimizer, train_cfg=plain)
+        fns[f"cached{n}"] = our_epoch(setup, suffix, optimizer, features, feature_cache.Identity(),
+                                      plain)
+        fns[f"setup{n}"] = compute_features
+    t = timed(fns, repeats, setup.device)
+    ns = list(fractions)
+    return {"frozen_epoch_ratio": {n: t.ratio(f"frozen{n}", "base") for n in ns},
+            "trainable_flop_fraction": fractions,
+            "feature_cache_speedup": {n: t.ratio(f"frozen{n}", f"cached{n}") for n in ns},
+            "feature_cache_setup_s": {n: t.median(f"setup{n}") for n in ns},
+            "cache_flop_ratio": cache_flop_ratio}
+
+
+def measure_data(setup: Setup, repeats: int) -> float:
+    """images/s of ``batches()`` alone / images/s of training on the same images in memory."""
+    model = network(setup)
+    t = timed({"ours": our_epoch(setup, model, optimizer_for(setup, model, 0)),
+               "data": data_epoch(setup)}, repeats, setup.device)
+    return t.ratio("ours", "data")
+
+
+def streamed_overrides(root: str, overrides: Sequence[str]) -> list[str]:
+    """The paper's ImageNet pipeline, with the user's device/thread/cache settings."""
+    shared = [o for o in overrides if o.split("=", 1)[0].lstrip("+~") in SHARED_KEYS]
+    return ["experiment=yosinski2014", f"data.root={root}", *shared]
+
+
+# --- report -----------------------------------------------------------------------------------
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    names = [line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")]
+    return f"{names[0] if names else 'CPU'} ({torch.get_num_threads()} threads)"
+
+
+def memory(device: torch.device) -> dict[str, float | None]:
+    gpu = torch.cuda.max_memory_allocated(device) / 2 ** 20 if device.type == "cuda" else None
+    return {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "peak_gpu_mb": gpu}
+
+
+def table(result: dict, setup: Setup, repeats: int) -> str:
+    cfg = setup.cfg
+    dtype = "bf16" if setup.device.type == "cuda" else "float32"
+    gpu = "-" if result["peak_gpu_mb"] is None else f"{result['peak_gpu_mb']:.0f} MB"
+    lines = [
+        f"{cfg.model.name} on {cfg.dataset.name} (half {cfg.target}): {len(setup.images)} images "
+        f"per epoch, batch {setup.batch_size}, median of {repeats} interleaved rounds",
+        f"device: {result['device']}, torch {result['torch']}",
+        "",
+        f"our loop / plain PyTorch loop     {result['loop_vs_plain']:8.3f}   (target >= 0.95)",
+        f"training FLOP/s / matmul peak     {result['utilisation']:8.3f}   "
+        f"({result['achieved_gflops']:.1f} of {result['peak_gflops']:.1f} GFLOP/s, {dtype})",
+        *(f"data / model images/s, {name:<10} {ratio:8.1f}   (target >= 2)"
+          for name, ratio in result["data_vs_model"].items()),
+        f"training {result['images_per_s']:.0f} images/s: an epoch of the {len(setup.task.train)} "
+        f"training images of half {cfg.target} takes "
+        f"{len(setup.task.train) / result['images_per_s']:.1f} s",
+        f"peak RSS {result['peak_rss_mb']:.0f} MB, peak GPU memory {gpu}",
+        "",
+        " n   frozen/base epoch   FLOP fraction   cache speed-up   FLOP ratio   cache setup s",
+    ]
+    for n, ratio in result["frozen_epoch_ratio"].items():
+        lines.append(f"{n:>2}   {ratio:17.3f}   {result['trainable_flop_fraction'][n]:13.3f}   "
+                     f"{result['feature_cache_speedup'][n]:14.2f}   "
+                     f"{result['cache_flop_ratio'][n]:10.2f}   "
+                     f"{result['feature_cache_setup_s'][n]:13.4f}")
+    lines.append("(FLOP ratio: frozen end-to-end step / cached-features step, what the speed-up "
+                 "would be if time followed FLOPs)")
+    augmenting = Augment(**cfg.train.augment).random_on(setup.task.train)
+    if not cfg.train.feature_cache or augmenting:
+        lines.append("note: real runs of this config train end to end (the feature cache is off "
+                     "or inputs are augmented); the cached column is what the cache would give")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. dataset=cifar10")
+    parser.add_argument("--out", default="bench.json", help="where to write the results")
+    parser.add_argument("--steps", type=int, default=DEFAULT_STEPS,
+                        help="training steps (batches) per timed epoch")
+    parser.add_argument("--repeats", type=int, default=DEFAULT_REPEATS,
+                        help="timed rounds (after one warm-up round); medians are reported")
+    parser.add_argument("--imagenet-root", help="also measure the streamed ILSVRC-2012 files here")
+    args = parser.parse_intermixed_args(argv)
+    if args.steps < 1 or args.repeats < 1:
+        parser.error("--steps and --repeats must be at least 1")
+    return args
+
+
+def run(args: argparse.Namespace) -> None:
+    setup = build_setup(args.overrides, args.steps)
+    measured = measure_loop(setup, args.repeats) | measure_frozen(setup, args.repeats)
+    if args.imagenet_root:
+        files = build_setup(streamed_overrides(args.imagenet_root, args.overrides), args.steps)
+        measured["data_vs_model"][files.cfg.dataset.name] = measure_data(files, args.repeats)
+    measured |= {**memory(setup.device), "device": device_name(setup.device),
+                 "torch": torch.__version__, "overrides": list(args.overrides)}
+    print(table(measured, setup, args.repeats))
+    result = {key: value for key, value in measured.items() if key not in TABLE_ONLY}
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        run(args)
+    except UserError as error:
+        exit_with(error)
+
+
+if __name__ == "__main__":
+    main()
