@@ -88,7 +88,8 @@ def _train_epoch(model: TransferNet, optimizer: torch.optim.Optimizer, data: Ima
     totals = torch.zeros(2, device=device)  # summed loss, correct; no GPU sync inside the loop
     steps = math.ceil(len(data) / cfg.batch_size)
     bar = tqdm(batches(data, cfg.batch_size, normalize, device, generator, augment), total=steps,
-               desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0)
+               desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0,
+               disable=None)  # a bar on a terminal; log files keep the per-epoch lines
     for x, y in bar:
         with autocast(device):
             logits = model(x)

@@ -43,8 +43,11 @@ What is measured (the keys of bench.json):
 """
 from __future__ import annotations
 
-import argparse
 import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: no bars in timed epochs
+
+import argparse
 import json
 import math
 import resource
@@ -420,7 +423,6 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    os.environ.setdefault("TQDM_DISABLE", "1")  # the timed epochs' progress bars would flood the table
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         run(args)
