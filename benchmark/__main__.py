@@ -5,6 +5,7 @@
 """
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 
@@ -44,6 +45,7 @@ def _command_line_overrides(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    logging.raiseExceptions = False  # a full disk must not make every log line print a traceback
     try:
         multirun = bool({"-m", "--multirun"} & set(sys.argv[1:]))
         check_overrides(CONFIG_DIR, CONFIG_NAME, _command_line_overrides(sys.argv[1:]), multirun)

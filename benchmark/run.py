@@ -94,8 +94,17 @@ NOT_DETERMINING_BASE = ("cache_dir", "download", "num_workers")
 
 
 def _compiled(net: torch.nn.Module, compile_it: bool) -> torch.nn.Module:
-    """``torch.compile`` on request (``train.compile``): worth it for long GPU trainings."""
-    return torch.compile(net) if compile_it else net
+    """``torch.compile`` on request (``train.compile``): worth it for long GPU trainings.
+
+    Compiled dropout draws from torch's own RNG (``fallback_random``), so a seed gives
+    the same masks as in eager mode and checkpoints resume the same stream.
+    """
+    if not compile_it:
+        return net
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    return torch.compile(net)
 
 
 def _base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
@@ -200,7 +209,7 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
     task = ctx.task(cfg.target)
     tracker = Tracker(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, out_dir,
                       f"{label}/seed{cfg.seed}", group, cfg.treatment,
-                      OmegaConf.to_container(cfg, resolve=True))
+                      OmegaConf.to_container(cfg, resolve=True), cfg.wandb.init_timeout)
     result: dict[str, Any] = {
         "label": label, "fingerprint": fingerprint, "treatment": cfg.treatment, "n": cfg.n, "finetune": cfg.finetune,
         "source": source_half(cfg.treatment, cfg.target), "target": cfg.target, "seed": cfg.seed,

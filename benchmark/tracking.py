@@ -14,6 +14,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+# Set when W&B failed once in this process: the next runs of a sweep skip it instead of
+# each waiting out the same failure (an unreachable server costs init_timeout per run).
+_unavailable: str | None = None
+
 
 def resolve_mode(mode: str) -> str:
     if mode != "auto":
@@ -42,28 +46,33 @@ class Tracker:
     """One W&B run. All methods are no-ops once W&B is disabled or has failed."""
 
     def __init__(self, mode: str, project: str, entity: str | None, directory: Path, name: str,
-                 group: str | None, job_type: str, config: Mapping[str, Any]) -> None:
+                 group: str | None, job_type: str, config: Mapping[str, Any],
+                 init_timeout: float = 30) -> None:
         self.mode = resolve_mode(mode)
         self.run = None
-        if self.mode == "disabled":
+        if self.mode == "disabled" or _unavailable:
             return
         self._guard("start", lambda: self._start(project, entity, directory, name, group,
-                                                  job_type, config))
+                                                  job_type, config, init_timeout))
 
-    def _start(self, project, entity, directory, name, group, job_type, config) -> None:
+    def _start(self, project, entity, directory, name, group, job_type, config, init_timeout) -> None:
         import wandb
 
         directory.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, entity=entity, dir=str(directory), name=name,
                               group=group, job_type=job_type, config=flatten(config),
                               mode=self.mode, reinit="finish_previous",
-                              settings=wandb.Settings(silent=True, console="off"))
+                              settings=wandb.Settings(silent=True, console="off",
+                                                      init_timeout=init_timeout))
 
     def _guard(self, what: str, action) -> None:
+        global _unavailable
         try:
             action()
         except Exception as error:
-            log.warning("W&B %s failed (%s); continuing without W&B", what, error)
+            _unavailable = " ".join(str(error).split())[:300]
+            log.warning("W&B %s failed (%s); continuing without W&B for the rest of this process",
+                        what, _unavailable)
             self.run = None
 
     @property
