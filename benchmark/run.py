@@ -55,6 +55,16 @@ class Context:
     normalize: Normalizer
     cost: dict[str, Any] = field(default_factory=lambda: {"bases": [], "feature_cache": False})
 
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "Context":
+        """Threads, device, dataset and class split as ``cfg`` asks."""
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = pick_device(cfg.device)
+        dataset = load_dataset(cfg.dataset, cfg.data.root)
+        split = split_classes(cfg.split, dataset.class_names, dataset.families)
+        return cls(cfg, dataset, split, device, Normalizer(dataset.mean, dataset.std, device))
+
     def task(self, half: str) -> HalfTask:
         """One half's task; the target half is thinned by ``data.train_per_class`` or
         ``data.target_fraction`` (so its base network is trained on the same data)."""
@@ -199,12 +209,8 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
                  out_dir / RESULT_FILE)
         return done
     start = time.time()
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    dataset = load_dataset(cfg.dataset, cfg.data.root)
-    split = split_classes(cfg.split, dataset.class_names, dataset.families)
-    ctx = Context(cfg, dataset, split, device, Normalizer(dataset.mean, dataset.std, device))
+    ctx = Context.from_config(cfg)
+    dataset, split, device = ctx.dataset, ctx.split, ctx.device
     label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
     task = ctx.task(cfg.target)
     tracker = Tracker(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, out_dir,

@@ -71,15 +71,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmark import feature_cache  # noqa: E402
 from benchmark.__main__ import CONFIG_DIR, CONFIG_NAME  # noqa: E402
-from benchmark.data import HalfTask, load_dataset, split_classes  # noqa: E402
-from benchmark.data.batches import Augment, Normalizer, batches  # noqa: E402
+from benchmark.data import HalfTask  # noqa: E402
+from benchmark.data.batches import Augment, batches  # noqa: E402
 from benchmark.data.images import ImageSet, ImageTensors  # noqa: E402
 from benchmark.data.streaming import streamed  # noqa: E402
 from benchmark.errors import UserError, exit_with  # noqa: E402
 from benchmark.models import TransferNet  # noqa: E402
 from benchmark.run import Context, _compiled  # noqa: E402
 from benchmark.surgery import parameter_groups, prepare_target  # noqa: E402
-from benchmark.train import _train_epoch, pick_device  # noqa: E402
+from benchmark.train import _train_epoch  # noqa: E402
 
 DEFAULT_STEPS = 8
 DEFAULT_REPEATS = 5
@@ -174,17 +174,12 @@ def in_memory(source: ImageSet, batch_size: int, device: torch.device) -> ImageT
 
 def build_setup(overrides: Sequence[str], steps: int) -> Setup:
     cfg = compose_config(overrides)
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
-    dataset = load_dataset(cfg.dataset, cfg.data.root)
-    split = split_classes(cfg.split, dataset.class_names, dataset.families)
-    ctx = Context(cfg, dataset, split, device, Normalizer(dataset.mean, dataset.std, device))
+    ctx = Context.from_config(cfg)
     task = ctx.task(cfg.target)
     count = min(steps * cfg.train.batch_size, len(task.train))
     index = torch.arange(count)
     source = task.train.subset(index.to(task.train.labels.device), task.train.labels[:count])
-    return Setup(cfg, ctx, task, source, in_memory(source, cfg.train.batch_size, device))
+    return Setup(cfg, ctx, task, source, in_memory(source, cfg.train.batch_size, ctx.device))
 
 
 def network(setup: Setup, n: int = 0, source: TransferNet | None = None) -> TransferNet:

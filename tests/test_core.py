@@ -8,17 +8,8 @@ from benchmark.data import half_task, load_dataset, split_classes
 from benchmark.data.synthetic import SyntheticSpec, generate
 from benchmark.run import Context, base_network
 from benchmark.sweep.base_cache import BaseCache
-from benchmark.data.batches import Normalizer
 from benchmark.surgery import prepare_target
 from conftest import CONFIG_DIR, compose_config
-
-CPU = torch.device("cpu")
-
-
-def _context(cfg):
-    data = load_dataset(cfg.dataset, cfg.data.root)
-    split = split_classes(cfg.split, data.class_names, data.families)
-    return Context(cfg, data, split, CPU, Normalizer(data.mean, data.std, CPU))
 
 
 def _frozen_target(ctx, source_state, n, use_cache):
@@ -32,7 +23,7 @@ def _frozen_target(ctx, source_state, n, use_cache):
 
 @pytest.mark.parametrize("n", [2, 6])
 def test_feature_cache_trains_the_same_weights_as_end_to_end(smoke_cfg, n):
-    ctx = _context(smoke_cfg())
+    ctx = Context.from_config(smoke_cfg())
     source_state = base_network(ctx, "A")[0].state_dict()
     cached, r1 = _frozen_target(ctx, source_state, n, True)
     direct, r2 = _frozen_target(ctx, source_state, n, False)
@@ -43,7 +34,7 @@ def test_feature_cache_trains_the_same_weights_as_end_to_end(smoke_cfg, n):
 
 def test_base_network_is_cached_and_a_corrupt_checkpoint_is_retrained(smoke_cfg, tmp_path):
     cfg = smoke_cfg()
-    ctx = _context(cfg)
+    ctx = Context.from_config(cfg)
     calls = []
     cache = BaseCache(Path(cfg.cache_dir))
     train = lambda checkpoint: (calls.append(1), ({"w": torch.ones(3)}, {"history": []}))[1]  # noqa: E731
@@ -96,7 +87,7 @@ def test_target_fraction_thins_only_the_target_half_and_keys_its_base(smoke_cfg)
 
     assert target_limit([24, 24], None, 0.25) == 6 and target_limit([24, 20], 5, None) == 5
     cfg = smoke_cfg("data.target_fraction=0.5")
-    ctx = _context(cfg)
+    ctx = Context.from_config(cfg)
     assert ctx.task("B").train.class_counts().tolist() == [12] * 4
     assert ctx.task("A").train.class_counts().tolist() == [24] * 4
     full = _base_fields(smoke_cfg(), "B")
