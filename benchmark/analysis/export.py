@@ -4,30 +4,19 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from pathlib import Path
 
 from benchmark.analysis.collect import TREATMENTS
+from benchmark.storage import atomic_write_bytes
 
 METRICS = ("top1", "top5", "loss", "top1_best")
 RUN_FIELDS = ("label", "treatment", "n", "finetune", "source", "target", "seed", "status")
 TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", "path")
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Let ``write`` fill a temporary sibling, then rename it over ``path``.
-
-    A reader (or a crash) never sees a half-written output.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
-
-
 def write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_json(data: dict, path: Path) -> Path:

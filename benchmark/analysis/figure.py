@@ -20,7 +20,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from benchmark.analysis.curve import BASE, SERIES, metric_label
-from benchmark.analysis.export import atomic_write
+from benchmark.storage import atomic_write
 from benchmark.analysis.stats import ci_half_width
 
 JITTER = 0.04

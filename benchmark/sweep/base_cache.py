@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from filelock import FileLock
 
-from benchmark.storage import atomic_write_bytes, atomic_write_json, bytes_to_tensors, sha256, \
-    tensors_to_bytes
+from benchmark.storage import (atomic_write_json, bytes_to_tensors, read_verified, sha256,
+                               tensors_to_bytes, write_verified)
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +51,8 @@ class BaseCache:
         if not (model_path.exists() and meta_path.exists()):
             return None
         try:
-            meta = json.loads(meta_path.read_text())
-            data = model_path.read_bytes()
-            if sha256(data) != meta["sha256"]:
-                raise ValueError("checksum mismatch")
-            return CachedBase(bytes_to_tensors(data), meta, trained_now=False)
+            state = bytes_to_tensors(read_verified(model_path))
+            return CachedBase(state, json.loads(meta_path.read_text()), trained_now=False)
         except Exception as error:  # any damage means: retrain
             log.warning("cached base network %s is corrupt (%s); retraining it", model_path, error)
             return None
@@ -78,9 +75,8 @@ class BaseCache:
                 return cached
             checkpoint = model_path.parent / "checkpoint.pt"
             state, info = train_fn(checkpoint)
-            data = tensors_to_bytes(state)
-            meta = {**info, "fields": fields, "sha256": sha256(data), "key": key}
-            atomic_write_bytes(model_path, data)
+            meta = {**info, "fields": fields, "key": key}
+            write_verified(model_path, tensors_to_bytes(state))
             atomic_write_json(meta_path, meta)
             checkpoint.unlink(missing_ok=True)
             return CachedBase(state, meta, trained_now=True)
