@@ -13,9 +13,7 @@ target x seed ...), like Hydra's basic sweeper, with two changes:
 """
 from __future__ import annotations
 
-import json
 import logging
-import time
 from pathlib import Path
 from typing import Any, List, Optional
 
@@ -23,10 +21,9 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
 
 from benchmark.protocol import combination_problem
+from benchmark.sweep.progress import write_plan
 
 log = logging.getLogger(__name__)
-
-PLAN_FILE = "sweep_plan.json"
 
 
 def _job_point(job: List[str], defaults: Any) -> tuple[str, int, bool]:
@@ -44,25 +41,17 @@ class ProtocolSweeper(BasicSweeper):
     def split_arguments(self, overrides: List[Override], max_batch_size: Optional[int]
                         ) -> List[List[List[str]]]:
         jobs = BasicSweeper.split_arguments(overrides, None)[0]
-        valid = [job for job in jobs if combination_problem(*_job_point(job, self.config)) is None]
+        points = [(job, _job_point(job, self.config)) for job in jobs]
+        valid = [(job, point) for job, point in points if combination_problem(*point) is None]
         dropped = len(jobs) - len(valid)
         if dropped:
             log.info("dropped %d grid points that are not runs of the protocol", dropped)
-        base = [job for job in valid if _job_point(job, self.config)[0] == "base"]
-        rest = [job for job in valid if _job_point(job, self.config)[0] != "base"]
-        if any(_job_point(job, self.config)[0] == "transfer" for job in rest):
+        base = [job for job, (treatment, _, _) in valid if treatment == "base"]
+        rest = [job for job, (treatment, _, _) in valid if treatment != "base"]
+        if any(treatment == "transfer" for _, (treatment, _, _) in valid):
             base = [job + ["warm_sources=true"] for job in base]
-        self._write_plan(len(valid))
+        write_plan(Path(self.config.hydra.sweep.dir), len(valid))
         waves = [wave for wave in (base, rest) if wave]
         size = max_batch_size or 0
         return [wave[i:i + size] for wave in waves for i in range(0, len(wave), size)] if size > 0 \
             else waves
-
-    def _write_plan(self, total: int) -> None:
-        """Record the sweep's size and start for the progress line (and runs already done,
-        which a resumed sweep skips, so they do not distort the ETA)."""
-        sweep_dir = Path(self.config.hydra.sweep.dir)
-        sweep_dir.mkdir(parents=True, exist_ok=True)
-        done = sum(1 for _ in sweep_dir.glob("*/result.json"))
-        (sweep_dir / PLAN_FILE).write_text(json.dumps({"total": total, "started": time.time(),
-                                                       "done_before": done}))
