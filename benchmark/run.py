@@ -54,6 +54,7 @@ class Context:
     device: torch.device
     normalize: Normalizer
     cost: dict[str, Any] = field(default_factory=lambda: {"bases": [], "feature_cache": False})
+    tasks: dict[str, HalfTask] = field(default_factory=dict)
 
     @classmethod
     def from_config(cls, cfg: DictConfig) -> "Context":
@@ -68,9 +69,11 @@ class Context:
     def task(self, half: str) -> HalfTask:
         """One half's task; the target half is thinned by ``data.train_per_class`` or
         ``data.target_fraction`` (so its base network is trained on the same data)."""
-        data = self.cfg.data if half == self.cfg.target else {}
-        return half_task(self.dataset, self.split, half, data.get("train_per_class"),
-                         data.get("target_fraction"), self.cfg.seed).to(self.device)
+        if half not in self.tasks:  # selected (and moved to a GPU) once per run
+            data = self.cfg.data if half == self.cfg.target else {}
+            self.tasks[half] = half_task(self.dataset, self.split, half, data.get("train_per_class"),
+                                         data.get("target_fraction"), self.cfg.seed).to(self.device)
+        return self.tasks[half]
 
     def new_model(self, num_classes: int, init_seed: int) -> TransferNet:
         torch.manual_seed(init_seed)

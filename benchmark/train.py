@@ -84,7 +84,7 @@ def _train_epoch(model: TransferNet, optimizer: torch.optim.Optimizer, data: Ima
                  normalize: Normalizer, device: torch.device, cfg: DictConfig,
                  generator: torch.Generator, desc: str) -> dict[str, float]:
     model.train()
-    augment = Augment(cfg.augment.crop_padding, cfg.augment.flip)
+    augment = Augment(**cfg.augment)
     totals = torch.zeros(2, device=device)  # summed loss, correct; no GPU sync inside the loop
     steps = math.ceil(len(data) / cfg.batch_size)
     bar = tqdm(batches(data, cfg.batch_size, normalize, device, generator, augment), total=steps,
