@@ -12,17 +12,12 @@ from pathlib import Path
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
+from benchmark.config import CONFIG_DIR, CONFIG_NAME
 from benchmark.errors import UserError, exit_with
 from benchmark.preflight import check_overrides
-from benchmark.protocol import run_label
 from benchmark.run import execute
-
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
-CONFIG_NAME = "config"
-
-OmegaConf.register_new_resolver("tb.label", run_label, replace=True)
 
 
 @hydra.main(version_base="1.3", config_path=CONFIG_DIR, config_name=CONFIG_NAME)
@@ -48,7 +43,7 @@ def main() -> None:
     logging.raiseExceptions = False  # a full disk must not make every log line print a traceback
     try:
         multirun = bool({"-m", "--multirun"} & set(sys.argv[1:]))
-        check_overrides(CONFIG_DIR, CONFIG_NAME, _command_line_overrides(sys.argv[1:]), multirun)
+        check_overrides(_command_line_overrides(sys.argv[1:]), multirun)
     except UserError as error:
         exit_with(error)
     app()

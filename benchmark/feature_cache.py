@@ -10,9 +10,9 @@ import torch
 from torch import nn
 
 from benchmark.data.batches import Normalizer, batches
-from benchmark.data.images import ImageTensors
+from benchmark.data.images import ImageSet, ImageTensors
 from benchmark.models import TransferNet
-from benchmark.train import autocast
+from benchmark.train import TrainData, autocast
 
 
 def usable(model: TransferNet, augmenting: bool) -> bool:
@@ -36,15 +36,8 @@ class SuffixNet(nn.Module):
         return self
 
 
-class Identity:
-    """Stands in for the :class:`Normalizer`: cached features are already model inputs."""
-
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-
 @torch.no_grad()
-def prefix_features(model: TransferNet, data: ImageTensors, normalize: Normalizer,
+def prefix_features(model: TransferNet, data: ImageSet, normalize: Normalizer,
                     device: torch.device, batch_size: int) -> ImageTensors:
     """The frozen prefix's outputs for every image, kept on ``device``."""
     model.eval()
@@ -52,3 +45,10 @@ def prefix_features(model: TransferNet, data: ImageTensors, normalize: Normalize
         parts = [model.forward_prefix(x, model.frozen_blocks)
                  for x, _ in batches(data, batch_size, normalize, device)]
     return ImageTensors(torch.cat(parts), data.labels)
+
+
+def cached_data(model: TransferNet, data: TrainData, batch_size: int) -> TrainData:
+    """``data`` replaced by the frozen prefix's outputs: inputs of :class:`SuffixNet`."""
+    train, val = (prefix_features(model, part, data.normalize, data.device, batch_size)
+                  for part in (data.train, data.val))
+    return TrainData(train, val, None, data.device)

@@ -14,10 +14,15 @@ def block_forward_flops(model: TransferNet, image_size: int) -> list[int]:
     model.eval()
     x = torch.zeros(1, 3, image_size, image_size, device=next(model.parameters()).device)
     flops = []
-    for block in [*model.blocks.values(), model.head]:
-        with FlopCounterMode(display=False) as counter:
-            x = block(x)
-        flops.append(counter.get_total_flops())
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    torch.backends.mha.set_fastpath_enabled(False)  # the fused attention kernel is not counted
+    try:
+        for block in [*model.blocks.values(), model.head]:
+            with FlopCounterMode(display=False) as counter:
+                x = block(x)
+            flops.append(counter.get_total_flops())
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     model.train(was_training)
     return flops
 

@@ -1,8 +1,9 @@
-"""Check the command line before Hydra starts, so a typo ends in one clear line.
+"""Checks before any work starts, so a mistake ends in one clear line.
 
-Hydra's own errors for an unknown group option or key are several lines long;
-here every override (each value of a sweep) is composed once and any problem
-becomes a :class:`UserError` naming the fix.
+The command line is checked before Hydra starts: Hydra's own errors for an unknown
+group option or key are several lines long; here every override (each value of a
+sweep) is composed once and any problem becomes a :class:`UserError` naming the fix.
+Every job then checks the settings of its composed config (:func:`check_config`).
 """
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from omegaconf import DictConfig
 
+from benchmark.config import compose_config
 from benchmark.errors import UserError
 
 
@@ -65,15 +67,12 @@ def check_output_dir(path: str) -> None:
                         "another one with hydra.run.dir=... (or hydra.sweep.dir=... with -m)") from None
 
 
-def check_overrides(config_dir: str, config_name: str, overrides: Sequence[str],
-                    multirun: bool) -> None:
+def check_overrides(overrides: Sequence[str], multirun: bool) -> None:
     """Raise :class:`UserError` if any command-line override cannot be composed, or the
     output directory cannot be written."""
     try:
-        variants = _variants(overrides)
-        with initialize_config_dir(config_dir, version_base="1.3"):
-            for variant in variants:
-                cfg = compose(config_name, overrides=variant, return_hydra_config=True)
+        for variant in _variants(overrides):
+            cfg = compose_config(*variant, hydra_config=True)
     except OverrideParseException as error:
         raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}; "
                         "write overrides as key=value, e.g. n=3") from None
@@ -84,3 +83,31 @@ def check_overrides(config_dir: str, config_name: str, overrides: Sequence[str],
     except Exception:  # resolvers that only work inside a Hydra job: Hydra checks it then
         return
     check_output_dir(output_dir)
+
+
+def check_config(cfg: DictConfig) -> None:
+    """The settings of one composed run config that the protocol does not check."""
+    if cfg.freeze.bn not in ("eval", "train"):
+        raise UserError(f"freeze.bn={cfg.freeze.bn} is unknown; use freeze.bn=eval or freeze.bn=train")
+    if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
+        raise UserError(f"wandb.mode={cfg.wandb.mode} is unknown; use auto, online, offline or disabled")
+    _check_train(cfg.train)
+
+
+def _check_train(train: DictConfig) -> None:
+    checks = [
+        (train.epochs >= 1, f"train.epochs={train.epochs} must be at least 1"),
+        (train.batch_size >= 1, f"train.batch_size={train.batch_size} must be at least 1"),
+        (train.lr > 0, f"train.lr={train.lr} must be positive"),
+        (0 <= train.momentum < 1, f"train.momentum={train.momentum} must be in [0, 1)"),
+        (train.weight_decay >= 0, f"train.weight_decay={train.weight_decay} must be >= 0"),
+        (train.schedule in ("step", "cosine", "constant"),
+         f"train.schedule={train.schedule} is unknown; use step, cosine or constant"),
+        (train.optimizer in ("sgd", "adamw"),
+         f"train.optimizer={train.optimizer} is unknown; use sgd or adamw"),
+        (0 <= train.warmup_epochs < train.epochs,
+         f"train.warmup_epochs={train.warmup_epochs} must be in 0..train.epochs-1"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise UserError(f"{message}; fix it on the command line, e.g. train.lr=0.01")

@@ -1,13 +1,99 @@
-"""The paper's vocabulary: treatments, source halves, run labels, valid combinations."""
+"""The protocol's vocabulary, defined once: treatments, series, run labels, valid points,
+and how each series is drawn (figure style) and printed (table header).
+
+Everything else (the run, the sweeper, the aggregation, the figure, the table) imports
+it from here. Adding a treatment is an entry in ``TREATMENTS`` and ``SERIES`` plus the
+code that builds its network's source (:func:`benchmark.networks.source_state`).
+"""
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 from omegaconf import DictConfig
 
 from benchmark.errors import UserError
 
-TREATMENTS = ("base", "selffer", "transfer", "random")
 HALVES = ("A", "B")
-NUM_LAYERS = 7  # transferable layers (conv1..conv5, fc6, fc7); fc8 is always re-initialised
+EVERY_LAYER = "all"  # n=all in a sweep: every layer 1..L of the chosen model
+
+
+@dataclass(frozen=True)
+class Treatment:
+    """How a network's first n blocks are made.
+
+    ``source`` names where the copied blocks come from: ``"target"`` (the base network of
+    the target half: selffer), ``"other"`` (the other half's base: transfer),
+    ``"external"`` (a checkpoint file or pretrained weights), or None (nothing copied).
+    ``letter`` is the source's letter in run labels (``AnB``) where it does not follow
+    from the halves.
+    """
+
+    name: str
+    source: str | None
+    letter: str | None = None
+    copies_layers: bool = True
+    finetunable: bool = True
+
+
+TREATMENTS: dict[str, Treatment] = {t.name: t for t in (
+    Treatment("base", None, copies_layers=False, finetunable=False),
+    Treatment("selffer", "target"),
+    Treatment("transfer", "other"),
+    Treatment("random", None, letter="R", finetunable=False),
+    Treatment("external", "external", letter="X"),
+)}
+
+
+@dataclass(frozen=True)
+class Series:
+    """One curve of the generality figure: a treatment, frozen or fine-tuned.
+
+    ``key`` names it in summary.json, results and W&B; ``legend`` and ``latex`` in the
+    figure and the table; ``panel`` puts controls that collapse towards chance in a
+    panel of their own; ``offset`` shifts its markers so series at one n do not overlap.
+    """
+
+    key: str
+    treatment: str
+    finetune: bool
+    legend: str
+    latex: str
+    color: str
+    marker: str = "o"
+    offset: float = 0.0
+    face: str | None = None  # marker face colour (default: color)
+    panel: str = "main"      # "main" | "control"
+
+
+SERIES: tuple[Series, ...] = (
+    Series("baseB", "base", False, "base$B$", "base$B$", "black", face="white"),
+    Series("BnB", "selffer", False, "selffer BnB", "BnB", "#08306b", offset=-0.15),
+    Series("BnB+", "selffer", True, "selffer BnB$^+$", "BnB$^{+}$", "#6baed6", offset=-0.05),
+    Series("AnB", "transfer", False, "transfer AnB", "AnB", "#99000d", offset=0.05),
+    Series("AnB+", "transfer", True, "transfer AnB$^+$", "AnB$^{+}$", "#fb8072", offset=0.15),
+    Series("XnB", "external", False, "external XnB", "XnB", "#006d2c", "s", 0.25),
+    Series("XnB+", "external", True, "external XnB$^+$", "XnB$^{+}$", "#74c476", "s", 0.30),
+    Series("random", "random", False, "random frozen RnB", "random", "#8c8c8c", "v", 0.25,
+           panel="control"),
+)
+BASE = SERIES[0].key
+SERIES_BY_KEY = {s.key: s for s in SERIES}
+
+
+def treatment_named(name: str) -> Treatment:
+    """The treatment called ``name``; :class:`UserError` naming the valid ones otherwise."""
+    if name not in TREATMENTS:
+        raise UserError(f"treatment={name} is unknown; choose one of {', '.join(TREATMENTS)}")
+    return TREATMENTS[name]
+
+
+def series_of(treatment: str, finetune: bool) -> Series:
+    """The series a run belongs to; ``ValueError`` for a treatment this version does not know."""
+    if treatment not in TREATMENTS:
+        raise ValueError(f"unknown treatment {treatment!r}, expected one of {', '.join(TREATMENTS)}")
+    finetune = finetune and TREATMENTS[treatment].finetunable
+    return next(s for s in SERIES if s.treatment == treatment and s.finetune == finetune)
 
 
 def other_half(half: str) -> str:
@@ -15,60 +101,79 @@ def other_half(half: str) -> str:
 
 
 def source_half(treatment: str, target: str) -> str | None:
-    """Which base network the first n layers come from (None: nothing is copied)."""
-    return {"selffer": target, "transfer": other_half(target)}.get(treatment)
+    """The half whose base network gives the first n layers (None: no base network does)."""
+    source = TREATMENTS[treatment].source
+    return {"target": target, "other": other_half(target)}.get(source)
 
 
 def run_label(treatment: str, n: int, finetune: bool, target: str) -> str:
-    """``baseB``, ``BnB3``, ``BnB+3``, ``AnB3``, ``AnB+3``, ``RnB3`` (random-frozen control)."""
+    """``baseB``, ``BnB3``, ``BnB+3``, ``AnB3``, ``AnB+3``, ``XnB+3`` (external source),
+    ``RnB3`` (random-frozen control)."""
     if treatment == "base":
         return f"base{target}"
-    first = source_half(treatment, target) or "R"
+    first = source_half(treatment, target) or TREATMENTS[treatment].letter
     return f"{first}n{target}{'+' if finetune else ''}{n}"
 
 
 def combination_problem(treatment: str, n: int, finetune: bool) -> str | None:
     """Why (treatment, n, finetune) is not a run of the protocol, or None if it is."""
-    if treatment == "base" and (n != 0 or finetune):
-        return "treatment=base copies no layers and has nothing to fine-tune; use n=0 finetune=false"
-    if treatment != "base" and n == 0:
+    kind = treatment_named(treatment)
+    if not kind.copies_layers and (n != 0 or finetune):
+        return f"treatment={treatment} copies no layers and has nothing to fine-tune; use n=0 finetune=false"
+    if kind.copies_layers and n == 0:
         return f"treatment={treatment} with n=0 copies no layers, which is the base network; use treatment=base"
-    if treatment == "random" and finetune:
-        return "treatment=random keeps its n random layers frozen; use finetune=false"
+    if finetune and not kind.finetunable:
+        return f"treatment={treatment} keeps its n random layers frozen; use finetune=false"
     return None
 
 
-def check_run(cfg: DictConfig) -> None:
-    """Validate the top-level keys of one run; raise :class:`UserError` naming the fix."""
-    if cfg.treatment not in TREATMENTS:
-        raise UserError(f"treatment={cfg.treatment} is unknown; choose one of {', '.join(TREATMENTS)}")
+def check_point(cfg: DictConfig) -> None:
+    """Validate the protocol point of one run (before its model is known); raise
+    :class:`UserError` naming the fix."""
+    kind = treatment_named(cfg.treatment)
     if cfg.target not in HALVES:
         raise UserError(f"target={cfg.target} is not a class half; use target=A or target=B")
-    if not isinstance(cfg.n, int) or isinstance(cfg.n, bool) or not 0 <= cfg.n <= NUM_LAYERS:
-        raise UserError(f"n={cfg.n} is outside 0..{NUM_LAYERS} (the transferable layers "
-                        f"conv1..fc7); use an integer n between 0 and {NUM_LAYERS}")
+    if cfg.n == EVERY_LAYER:
+        raise UserError(f"n={EVERY_LAYER} sweeps every layer and needs a sweep (-m); for one run "
+                        "give the layer as an integer, e.g. n=3")
+    if not isinstance(cfg.n, int) or isinstance(cfg.n, bool):
+        raise not_a_layer(cfg.n)
     if not isinstance(cfg.finetune, bool):
         raise UserError(f"finetune={cfg.finetune} is not a boolean; use finetune=true or finetune=false")
     problem = combination_problem(cfg.treatment, cfg.n, cfg.finetune)
     if problem:
         raise UserError(problem)
-    if cfg.freeze.bn not in ("eval", "train"):
-        raise UserError(f"freeze.bn={cfg.freeze.bn} is unknown; use freeze.bn=eval or freeze.bn=train")
-    if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
-        raise UserError(f"wandb.mode={cfg.wandb.mode} is unknown; use auto, online, offline or disabled")
-    _check_train(cfg.train)
+    external = kind.source == "external"
+    given = [key for key in ("checkpoint", "weights") if cfg.source[key] is not None]
+    if external and len(given) != 1:
+        raise UserError("treatment=external copies its layers from a network you give: set exactly "
+                        "one of source.checkpoint=PATH or source.weights=NAME (e.g. IMAGENET1K_V1)")
+    if given and kind.source in ("target", "other"):  # base and random runs copy nothing: fine in a sweep
+        raise UserError(f"source.{given[0]} is set but treatment={cfg.treatment} copies from a base "
+                        "network trained here, not from it; use treatment=external to copy layers "
+                        "from that network")
 
 
-def _check_train(train: DictConfig) -> None:
-    checks = [
-        (train.epochs >= 1, f"train.epochs={train.epochs} must be at least 1"),
-        (train.batch_size >= 1, f"train.batch_size={train.batch_size} must be at least 1"),
-        (train.lr > 0, f"train.lr={train.lr} must be positive"),
-        (0 <= train.momentum < 1, f"train.momentum={train.momentum} must be in [0, 1)"),
-        (train.weight_decay >= 0, f"train.weight_decay={train.weight_decay} must be >= 0"),
-        (train.schedule in ("step", "cosine", "constant"),
-         f"train.schedule={train.schedule} is unknown; use step, cosine or constant"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(f"{message}; fix it on the command line, e.g. train.lr=0.01")
+def not_a_layer(n: object) -> UserError:
+    return UserError(f"n={n} is not a layer; use an integer n >= 0 (the number of copied layers), "
+                     f"or n={EVERY_LAYER} in a sweep")
+
+
+def check_layer(n: int, blocks: Sequence[str], model: str) -> None:
+    """``n`` must name a layer of the model: 0..L, L its number of transferable blocks."""
+    if n < 0:
+        raise not_a_layer(n)
+    if n > len(blocks):
+        raise UserError(f"n={n} is outside 0..{len(blocks)} for model={model}, whose "
+                        f"{len(blocks)} transferable blocks are {', '.join(blocks)}; use n between "
+                        f"1 and {len(blocks)}, or n={EVERY_LAYER} in a sweep")
+
+
+def layer_name(n: int, blocks: Sequence[str]) -> str | None:
+    """The name of layer n (the last copied block), None for n = 0."""
+    return blocks[n - 1] if n else None
+
+
+def every_layer(treatment: str, depth: int) -> list[int]:
+    """What ``n=all`` means for a treatment: 1..L, or 0 for one that copies nothing."""
+    return list(range(1, depth + 1)) if treatment_named(treatment).copies_layers else [0]

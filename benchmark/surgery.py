@@ -36,9 +36,13 @@ def prepare_target(target: TransferNet, source_state: Mapping[str, torch.Tensor]
     return target
 
 
+NO_DECAY_SUFFIXES = (".bias", "class_token", "pos_embedding")  # ViT's token and position tables
+
+
 def _is_no_decay(name: str, param: nn.Parameter) -> bool:
-    """Biases and normalisation parameters (1-d tensors)."""
-    return param.ndim <= 1 or name.endswith(".bias")
+    """Biases, normalisation parameters (1-d tensors) and a transformer's learned tokens and
+    position embeddings, which weight decay would pull towards zero."""
+    return param.ndim <= 1 or name.endswith(NO_DECAY_SUFFIXES)
 
 
 def parameter_groups(model: TransferNet, copied: int, lr: float, weight_decay: float,
@@ -47,7 +51,8 @@ def parameter_groups(model: TransferNet, copied: int, lr: float, weight_decay: f
     """Optimizer groups for the trainable parameters only.
 
     Copied (fine-tuned) blocks get ``lr * copied_lr_scale``; biases get
-    ``bias_lr_scale`` (Caffe's ``lr_mult: 2``) and no weight decay unless asked.
+    ``bias_lr_scale`` (Caffe's ``lr_mult: 2``) and, like the other no-decay parameters,
+    no weight decay unless asked.
     """
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
     copied_prefixes = tuple(f"blocks.{name}." for name in model.block_names[:copied])

@@ -1,4 +1,5 @@
-"""The training / evaluation loop: SGD + momentum, step or cosine schedule, per-epoch eval.
+"""The training / evaluation loop: SGD + momentum or AdamW, step or cosine schedule with an
+optional linear warm-up, per-epoch evaluation.
 
 One log line per epoch and a tqdm bar per epoch. A NaN or infinite loss stops the
 run with :class:`RunDiverged`. On CUDA, autocast (bf16) and channels_last switch on.
@@ -13,13 +14,13 @@ from dataclasses import dataclass, field
 import torch
 import torch.nn.functional as F
 from omegaconf import DictConfig
+from torch import nn
 from tqdm import tqdm
 
 from benchmark.checkpoint import Checkpoint
 from benchmark.data.batches import Augment, Normalizer, batches
-from benchmark.data.images import ImageTensors
+from benchmark.data.images import ImageSet
 from benchmark.errors import RunDiverged
-from benchmark.models import TransferNet
 
 log = logging.getLogger(__name__)
 
@@ -51,12 +52,71 @@ def autocast(device: torch.device):
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda")
 
 
-def _scheduler(optimizer: torch.optim.Optimizer, cfg: DictConfig) -> torch.optim.lr_scheduler.LRScheduler:
-    if cfg.schedule == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, cfg.step_size, cfg.gamma)
-    if cfg.schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, cfg.epochs)
+@dataclass
+class TrainData:
+    """What the loop reads: training and held-out images, how to make them model inputs
+    (``normalize``; None when they already are, e.g. cached prefix features) and where."""
+
+    train: ImageSet
+    val: ImageSet
+    normalize: Normalizer | None
+    device: torch.device
+
+
+@dataclass
+class TrainJob:
+    """One training: the network, its optimizer groups, its data and the recipe
+    (the ``train`` config group), with the seed of its data order and a name for logs."""
+
+    model: nn.Module
+    param_groups: list[dict]
+    data: TrainData
+    recipe: DictConfig
+    seed: int
+    name: str
+
+
+def make_optimizer(param_groups: list[dict], recipe: DictConfig) -> torch.optim.Optimizer:
+    """``train.optimizer``: sgd (momentum, optional Nesterov) or adamw (``momentum`` is beta1)."""
+    if recipe.optimizer == "adamw":
+        return torch.optim.AdamW(param_groups, lr=recipe.lr, betas=(recipe.momentum, 0.999))
+    return torch.optim.SGD(param_groups, lr=recipe.lr, momentum=recipe.momentum,
+                           nesterov=recipe.nesterov and recipe.momentum > 0)
+
+
+def _decay(optimizer: torch.optim.Optimizer, recipe: DictConfig, epochs: int
+           ) -> torch.optim.lr_scheduler.LRScheduler:
+    if recipe.schedule == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, recipe.step_size, recipe.gamma)
+    if recipe.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs)
     return torch.optim.lr_scheduler.ConstantLR(optimizer, factor=1.0, total_iters=0)
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, recipe: DictConfig
+                   ) -> torch.optim.lr_scheduler.LRScheduler:
+    """The per-epoch learning-rate schedule: ``train.warmup_epochs`` of linear warm-up
+    (from lr / (warmup + 1)), then step, cosine or constant over the remaining epochs."""
+    warmup = recipe.warmup_epochs
+    if not warmup:
+        return _decay(optimizer, recipe, recipe.epochs)
+    ramp = torch.optim.lr_scheduler.LinearLR(optimizer, 1 / (warmup + 1), 1.0, total_iters=warmup)
+    decay = _decay(optimizer, recipe, max(recipe.epochs - warmup, 1))
+    return torch.optim.lr_scheduler.SequentialLR(optimizer, [ramp, decay], milestones=[warmup])
+
+
+def compiled(net: nn.Module, compile_it: bool) -> nn.Module:
+    """``torch.compile`` on request (``train.compile``): worth it for long GPU trainings.
+
+    Compiled dropout draws from torch's own RNG (``fallback_random``), so a seed gives
+    the same masks as in eager mode and checkpoints resume the same stream.
+    """
+    if not compile_it:
+        return net
+    import torch._inductor.config as inductor_config
+
+    inductor_config.fallback_random = True
+    return torch.compile(net)
 
 
 def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.Tensor:
@@ -66,7 +126,7 @@ def _topk_correct(logits: torch.Tensor, labels: torch.Tensor, k: int) -> torch.T
 
 
 @torch.no_grad()
-def evaluate(model: TransferNet, data: ImageTensors, normalize: Normalizer, device: torch.device,
+def evaluate(model: nn.Module, data: ImageSet, normalize: Normalizer | None, device: torch.device,
              batch_size: int) -> dict[str, float]:
     """Top-1, top-5 and mean cross-entropy on ``data``."""
     model.eval()
@@ -80,15 +140,16 @@ def evaluate(model: TransferNet, data: ImageTensors, normalize: Normalizer, devi
     return {"top1": top1, "top5": top5, "loss": loss}
 
 
-def _train_epoch(model: TransferNet, optimizer: torch.optim.Optimizer, data: ImageTensors,
-                 normalize: Normalizer, device: torch.device, cfg: DictConfig,
-                 generator: torch.Generator, desc: str) -> dict[str, float]:
+def train_epoch(job: TrainJob, optimizer: torch.optim.Optimizer, generator: torch.Generator,
+                desc: str) -> dict[str, float]:
+    """One pass over the training data in the order ``generator`` draws; mean loss and top-1."""
+    model, data, recipe, device = job.model, job.data, job.recipe, job.data.device
     model.train()
-    augment = Augment(**cfg.augment)
+    augment = Augment(**recipe.augment)
     totals = torch.zeros(2, device=device)  # summed loss, correct; no GPU sync inside the loop
-    steps = math.ceil(len(data) / cfg.batch_size)
-    bar = tqdm(batches(data, cfg.batch_size, normalize, device, generator, augment), total=steps,
-               desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0,
+    steps = math.ceil(len(data.train) / recipe.batch_size)
+    bar = tqdm(batches(data.train, recipe.batch_size, data.normalize, device, generator, augment),
+               total=steps, desc=desc, leave=False, dynamic_ncols=True, mininterval=1.0,
                disable=None)  # a bar on a terminal; log files keep the per-epoch lines
     for x, y in bar:
         with autocast(device):
@@ -101,32 +162,31 @@ def _train_epoch(model: TransferNet, optimizer: torch.optim.Optimizer, data: Ima
     loss_sum, correct = totals.tolist()
     if not math.isfinite(loss_sum):  # a NaN or inf in any step carries into the sum
         raise RunDiverged(f"training loss became {loss_sum} in {desc}; lower train.lr")
-    return {"train_loss": loss_sum / len(data), "train_top1": correct / len(data)}
+    return {"train_loss": loss_sum / len(data.train), "train_top1": correct / len(data.train)}
 
 
-def train(model: TransferNet, param_groups: list[dict], train_data: ImageTensors,
-          val_data: ImageTensors, normalize: Normalizer, cfg: DictConfig, device: torch.device,
-          seed: int, name: str, on_epoch: Callable[[dict], None] | None = None,
+def train(job: TrainJob, on_epoch: Callable[[dict], None] | None = None,
           checkpoint: Checkpoint = Checkpoint(None)) -> TrainResult:
-    """Train ``model`` for ``cfg.epochs`` epochs, evaluating on ``val_data`` after each;
+    """Train for ``recipe.epochs`` epochs, evaluating on the held-out data after each;
     resume from ``checkpoint`` when it holds earlier epochs, and save it after each."""
-    optimizer = torch.optim.SGD(param_groups, lr=cfg.lr, momentum=cfg.momentum,
-                                nesterov=cfg.nesterov and cfg.momentum > 0)
-    scheduler = _scheduler(optimizer, cfg)
-    generator = torch.Generator().manual_seed(seed)
-    result = TrainResult(checkpoint.restore(model, optimizer, scheduler, generator))
-    for epoch in range(len(result.history) + 1, cfg.epochs + 1):
+    recipe, data = job.recipe, job.data
+    optimizer = make_optimizer(job.param_groups, recipe)
+    scheduler = make_scheduler(optimizer, recipe)
+    generator = torch.Generator().manual_seed(job.seed)
+    net = compiled(job.model, recipe.compile)
+    epoch_job = TrainJob(net, job.param_groups, data, recipe, job.seed, job.name)
+    result = TrainResult(checkpoint.restore(job.model, optimizer, scheduler, generator))
+    for epoch in range(len(result.history) + 1, recipe.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
-        stats = _train_epoch(model, optimizer, train_data, normalize, device, cfg, generator,
-                             f"{name} epoch {epoch}/{cfg.epochs}")
+        stats = train_epoch(epoch_job, optimizer, generator, f"{job.name} epoch {epoch}/{recipe.epochs}")
         scheduler.step()
-        val = evaluate(model, val_data, normalize, device, cfg.eval_batch_size)
+        val = evaluate(net, data.val, data.normalize, data.device, recipe.eval_batch_size)
         record = {"epoch": epoch, **stats, **{f"val_{k}": v for k, v in val.items()}, "lr": lr}
         result.history.append(record)
         log.info("%s epoch %d/%d  train_loss %.4f  train_top1 %.4f  val_loss %.4f  val_top1 %.4f  "
-                 "val_top5 %.4f  lr %.4g", name, epoch, cfg.epochs, stats["train_loss"],
+                 "val_top5 %.4f  lr %.4g", job.name, epoch, recipe.epochs, stats["train_loss"],
                  stats["train_top1"], val["loss"], val["top1"], val["top5"], lr)
-        checkpoint.save(model, optimizer, scheduler, generator, result.history)
+        checkpoint.save(job.model, optimizer, scheduler, generator, result.history)
         if on_epoch is not None:
             on_epoch(record)
     return result

@@ -21,7 +21,7 @@ What is measured (the keys of bench.json):
 
 - ``loop_vs_plain``: epoch time of a plain PyTorch loop (randperm, index, normalise,
   forward, cross-entropy, zero_grad, backward, step; same model, optimizer groups,
-  autocast and data) / epoch time of ``benchmark.train._train_epoch``. Target >= 0.95.
+  autocast and data) / epoch time of ``benchmark.train.train_epoch``. Target >= 0.95.
   The plain loop does not augment: where the config augments, the ratio includes that.
 - ``utilisation``: training FLOP/s / the peak FLOP/s of a large matmul in the training
   dtype (float32 on CPU, bf16 on CUDA), both measured here. Training FLOPs are counted
@@ -56,30 +56,26 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from hydra import compose, initialize_config_dir
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from benchmark import feature_cache  # noqa: E402
-from benchmark.__main__ import CONFIG_DIR, CONFIG_NAME  # noqa: E402
-from benchmark.data import HalfTask  # noqa: E402
-from benchmark.data.batches import Augment, batches  # noqa: E402
-from benchmark.data.images import ImageSet, ImageTensors  # noqa: E402
-from benchmark.data.streaming import streamed  # noqa: E402
-from benchmark.errors import UserError, exit_with  # noqa: E402
-from benchmark.models import TransferNet  # noqa: E402
-from benchmark.run import Context, _compiled  # noqa: E402
-from benchmark.surgery import parameter_groups, prepare_target  # noqa: E402
-from benchmark.train import _train_epoch  # noqa: E402
+from benchmark import feature_cache
+from benchmark.config import compose_config
+from benchmark.data import HalfTask
+from benchmark.data.batches import Augment, batches
+from benchmark.data.images import ImageSet, ImageTensors
+from benchmark.data.streaming import streamed
+from benchmark.errors import UserError, exit_with
+from benchmark.models import TransferNet
+from benchmark.networks import Workspace
+from benchmark.surgery import parameter_groups, prepare_target
+from benchmark.train import TrainData, TrainJob, autocast, compiled, make_optimizer, train_epoch
 
 DEFAULT_STEPS = 8
 DEFAULT_REPEATS = 5
@@ -137,28 +133,27 @@ class Setup:
     """A composed config with what a run builds from it, and the timed images."""
 
     cfg: DictConfig
-    ctx: Context
+    ws: Workspace
     task: HalfTask
     source: ImageSet      # the timed training images, as the data path reads them
     images: ImageTensors  # the same images in memory on the device
 
     @property
     def device(self) -> torch.device:
-        return self.ctx.device
+        return self.ws.device
 
     @property
     def batch_size(self) -> int:
         return int(self.cfg.train.batch_size)
 
     def first_batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return (self.ctx.normalize(self.images.images[:self.batch_size]),
+        return (self.ws.normalize(self.images.images[:self.batch_size]),
                 self.images.labels[:self.batch_size])
 
 
-def compose_config(overrides: Sequence[str]) -> DictConfig:
+def composed(overrides: Sequence[str]) -> DictConfig:
     try:
-        with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-            return compose(CONFIG_NAME, overrides=list(overrides))
+        return compose_config(*overrides)
     except HydraException as error:
         raise UserError(f"cannot compose the config from {' '.join(overrides)}: "
                         f"{str(error).splitlines()[0]}") from None
@@ -173,19 +168,19 @@ def in_memory(source: ImageSet, batch_size: int, device: torch.device) -> ImageT
 
 
 def build_setup(overrides: Sequence[str], steps: int) -> Setup:
-    cfg = compose_config(overrides)
-    ctx = Context.from_config(cfg)
-    task = ctx.task(cfg.target)
+    cfg = composed(overrides)
+    ws = Workspace.from_config(cfg)
+    task = ws.task(cfg.target)
     count = min(steps * cfg.train.batch_size, len(task.train))
     index = torch.arange(count)
     source = task.train.subset(index.to(task.train.labels.device), task.train.labels[:count])
-    return Setup(cfg, ctx, task, source, in_memory(source, cfg.train.batch_size, ctx.device))
+    return Setup(cfg, ws, task, source, in_memory(source, cfg.train.batch_size, ws.device))
 
 
 def network(setup: Setup, n: int = 0, source: TransferNet | None = None) -> TransferNet:
     """The base network (``n=0``) or one whose first ``n`` blocks are copied from ``source``
     and frozen, built as a run builds it."""
-    model = setup.ctx.new_model(setup.task.num_classes, 0)
+    model = setup.ws.new_model(setup.task.num_classes, 0)
     if n:
         prepare_target(model, source.state_dict(), n, frozen=True,
                        bn_eval=setup.cfg.freeze.bn == "eval")
@@ -197,26 +192,24 @@ def optimizer_for(setup: Setup, model: TransferNet, copied: int) -> torch.optim.
     cfg, t = setup.cfg, setup.cfg.train
     groups = parameter_groups(model, copied, t.lr, t.weight_decay, cfg.finetune_lr_scale,
                               t.bias_lr_scale, t.bias_weight_decay)
-    return torch.optim.SGD(groups, lr=t.lr, momentum=t.momentum,
-                           nesterov=t.nesterov and t.momentum > 0)
+    return make_optimizer(groups, t)
 
 
 # --- one epoch of each kind -------------------------------------------------------------------
 
 def our_epoch(setup: Setup, net: nn.Module, optimizer: torch.optim.Optimizer,
-              data: ImageTensors | None = None, normalize: Callable | None = None,
-              train_cfg: DictConfig | None = None) -> Epoch:
-    """One epoch of benchmark.train's loop (``_train_epoch``, no evaluation)."""
-    net = _compiled(net, setup.cfg.train.compile)
+              data: TrainData | None = None, recipe: DictConfig | None = None) -> Epoch:
+    """One epoch of benchmark.train's loop (``train_epoch``, no evaluation)."""
+    data = data or TrainData(setup.images, setup.images, setup.ws.normalize, setup.device)
+    job = TrainJob(compiled(net, setup.cfg.train.compile), optimizer.param_groups, data,
+                   recipe or setup.cfg.train, 0, "bench")
     generator = torch.Generator().manual_seed(0)
-    return lambda: _train_epoch(net, optimizer, setup.images if data is None else data,
-                                normalize or setup.ctx.normalize, setup.device,
-                                train_cfg or setup.cfg.train, generator, "bench")
+    return lambda: train_epoch(job, optimizer, generator, "bench")
 
 
 def plain_epoch(setup: Setup, net: nn.Module, optimizer: torch.optim.Optimizer) -> Epoch:
     """One epoch of the textbook PyTorch loop over the same in-memory images."""
-    net = _compiled(net, setup.cfg.train.compile)
+    net = compiled(net, setup.cfg.train.compile)
     images, labels, device = setup.images.images, setup.images.labels, setup.device
 
     def epoch() -> None:
@@ -224,8 +217,8 @@ def plain_epoch(setup: Setup, net: nn.Module, optimizer: torch.optim.Optimizer) 
         order = torch.randperm(len(labels), device=images.device)
         for start in range(0, len(labels), setup.batch_size):
             index = order[start:start + setup.batch_size]
-            x, y = setup.ctx.normalize(images[index]), labels[index]
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            x, y = setup.ws.normalize(images[index]), labels[index]
+            with autocast(device):
                 loss = F.cross_entropy(net(x).float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -239,7 +232,7 @@ def data_epoch(setup: Setup) -> Epoch:
     augment = Augment(**setup.cfg.train.augment)
 
     def epoch() -> None:
-        for _ in batches(setup.source, setup.batch_size, setup.ctx.normalize, setup.device,
+        for _ in batches(setup.source, setup.batch_size, setup.ws.normalize, setup.device,
                          generator, augment):
             pass
     return epoch
@@ -297,21 +290,21 @@ def measure_frozen(setup: Setup, repeats: int) -> dict:
     base_flops = step_flops(base, x, y)
     plain = OmegaConf.merge(setup.cfg.train, {"augment": {"crop_padding": 0, "flip": False}})
     fns: dict[str, Epoch] = {"base": our_epoch(setup, base, optimizer_for(setup, base, 0),
-                                               train_cfg=plain)}
+                                               recipe=plain)}
     fractions, cache_flop_ratio = {}, {}
     for n in range(1, base.num_transferable + 1):
         model = network(setup, n, base)
         optimizer = optimizer_for(setup, model, n)
-        compute_features = partial(feature_cache.prefix_features, model, setup.images,
-                                   setup.ctx.normalize, setup.device, setup.cfg.train.eval_batch_size)
+        compute_features = lambda: feature_cache.prefix_features(  # noqa: E731
+            model, setup.images, setup.ws.normalize, setup.device, setup.cfg.train.eval_batch_size)
         features = compute_features()
         suffix = feature_cache.SuffixNet(model)
         fractions[n] = step_flops(model, x, y) / base_flops
         cache_flop_ratio[n] = fractions[n] * base_flops / step_flops(
             suffix, features.images[:setup.batch_size], y)
-        fns[f"frozen{n}"] = our_epoch(setup, model, optimizer, train_cfg=plain)
-        fns[f"cached{n}"] = our_epoch(setup, suffix, optimizer, features, feature_cache.Identity(),
-                                      plain)
+        fns[f"frozen{n}"] = our_epoch(setup, model, optimizer, recipe=plain)
+        cached = TrainData(features, features, None, setup.device)  # already model inputs
+        fns[f"cached{n}"] = our_epoch(setup, suffix, optimizer, cached, plain)
         fns[f"setup{n}"] = compute_features
     t = timed(fns, repeats, setup.device)
     ns = list(fractions)

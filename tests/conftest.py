@@ -1,44 +1,176 @@
-"""Shared fixtures: composed configs on the smoke preset, an isolated cache, the CLI."""
+"""Shared fixtures: composed configs on the smoke preset, an isolated cache, the CLI (in a
+subprocess, or in-process through the console script's own entry point)."""
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
+import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
+from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
-from benchmark.__main__ import CONFIG_DIR, CONFIG_NAME
+from benchmark.config import CONFIG_DIR, compose_config  # noqa: F401 (re-exported for the tests)
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
-def compose_config(*overrides: str) -> DictConfig:
-    with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        return compose(CONFIG_NAME, overrides=list(overrides))
+def smoke_config(cache_dir: Path, *overrides: str) -> DictConfig:
+    return compose_config("experiment=smoke", f"cache_dir={cache_dir}", *overrides)
 
 
 @pytest.fixture
 def smoke_cfg(tmp_path: Path):
-    """Compose the smoke preset with a private base-network cache."""
-    def make(*overrides: str) -> DictConfig:
-        return compose_config("experiment=smoke", f"cache_dir={tmp_path / 'cache'}", *overrides)
-    return make
+    """Compose the smoke preset with a private base-network cache: for tests that count
+    trainings, damage the cache or test caching itself."""
+    return lambda *overrides: smoke_config(tmp_path / "cache", *overrides)
+
+
+@pytest.fixture(scope="session")
+def shared_cache(tmp_path_factory) -> Path:
+    """One base-network cache for the session: each smoke base network is trained once."""
+    return tmp_path_factory.mktemp("shared_cache")
+
+
+@pytest.fixture
+def shared_smoke_cfg(shared_cache: Path):
+    """Compose the smoke preset with the session's base-network cache: for tests that only
+    use base networks (read-only)."""
+    return lambda *overrides: smoke_config(shared_cache, *overrides)
+
+
+def _cli_env(cwd: Path, env: dict | None) -> dict[str, str]:
+    """W&B kept quiet and local, base networks cached under ``cwd``, then ``env``."""
+    return {"WANDB_SILENT": "true", "TRANSFERBENCH_CACHE": str(cwd / "cache"), **(env or {})}
 
 
 def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300
             ) -> subprocess.CompletedProcess:
-    """``python -m benchmark ARGS`` in ``cwd``, with W&B kept offline and local."""
-    full_env = {**os.environ, "WANDB_SILENT": "true", "TRANSFERBENCH_CACHE": str(cwd / "cache"),
-                **(env or {})}
-    return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=cwd, env=full_env,
-                          capture_output=True, text=True, timeout=timeout)
+    """``python -m benchmark ARGS`` in ``cwd``, in a subprocess."""
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=cwd,
+                          env={**os.environ, **_cli_env(cwd, env)}, capture_output=True, text=True,
+                          timeout=timeout)
+
+
+@dataclass
+class Result:
+    """What a ``run_main`` call left: the fields of a finished subprocess the tests read."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+@contextlib.contextmanager
+def _environment(env: dict[str, str]) -> Iterator[None]:
+    """``env`` set for the call; the whole environment restored after (the run may set more)."""
+    saved = dict(os.environ)
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def _fresh_hydra() -> Iterator[None]:
+    """Hydra as a new process finds it, and left so for the next call: ``@hydra.main``
+    leaves its global state (config loader, the job's HydraConfig) initialised, and
+    ``compose_config`` refuses to start while it is."""
+    GlobalHydra.instance().clear()
+    HydraConfig.instance().cfg = None
+    try:
+        yield
+    finally:
+        GlobalHydra.instance().clear()
+        HydraConfig.instance().cfg = None
+
+
+@contextlib.contextmanager
+def _logging_restored() -> Iterator[None]:
+    """Hydra reconfigures the root logger for the job (a console handler bound to the
+    captured stdout, a file handler in the run directory): close those and put the
+    test process's handlers back."""
+    root = logging.getLogger()
+    handlers, level, raise_exceptions = root.handlers[:], root.level, logging.raiseExceptions
+    try:
+        yield
+    finally:
+        for handler in root.handlers:
+            if handler not in handlers:
+                handler.close()
+        root.handlers[:] = handlers
+        root.setLevel(level)
+        logging.raiseExceptions = raise_exceptions
+
+
+def _exit_status(code: object) -> int:
+    """The status of a process that called ``sys.exit(code)`` (a message: printed, status 1)."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1
+
+
+def _console_script():
+    """The function the ``transferbench`` console script calls (pyproject.toml, [project.scripts])."""
+    (script,) = entry_points(group="console_scripts", name="transferbench")
+    return script.load()
+
+
+def _call_main() -> int:
+    """The console script's exit status; an uncaught exception prints its traceback, as a
+    process would."""
+    try:
+        _console_script()()
+    except SystemExit as leaving:
+        return _exit_status(leaving.code)
+    except Exception:  # noqa: BLE001 (the test sees it in stderr, as in a subprocess)
+        traceback.print_exc()
+        return 1
+    return 0
+
+
+def run_main(*args: str, cwd: Path, env: dict | None = None) -> Result:
+    """``transferbench ARGS`` in ``cwd`` without a new interpreter: the console script's
+    ``benchmark.__main__.main`` with ``sys.argv`` set, the environment of ``run_cli``, and
+    stdout (log lines included) and stderr captured. Saves the few seconds a process takes
+    to import torch and Hydra; the working directory, environment, ``sys.argv``, logging
+    and Hydra's global state are restored afterwards."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(contextlib.chdir(cwd))
+        stack.enter_context(_environment(_cli_env(cwd, env)))
+        stack.enter_context(_fresh_hydra())
+        stack.enter_context(_logging_restored())
+        stack.enter_context(pytest.MonkeyPatch.context()).setattr(sys, "argv", ["transferbench", *args])
+        stack.enter_context(contextlib.redirect_stdout(out))
+        stack.enter_context(contextlib.redirect_stderr(err))
+        code = _call_main()
+    return Result(code, out.getvalue(), err.getvalue())
+
+
+def _unpack_dir(tmp_path_factory) -> Path:
+    """In memory where the machine has ``/dev/shm``: tens of thousands of small image files
+    unpack there in seconds, not the minute they can take on a busy disk."""
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK):
+        return Path(tempfile.mkdtemp(prefix="transferbench-shared-", dir=shm))
+    return tmp_path_factory.mktemp("shared")
 
 
 def _unpack_shared(tmp_path_factory, tarball_name: str) -> Iterator[Path]:
@@ -47,7 +179,7 @@ def _unpack_shared(tmp_path_factory, tarball_name: str) -> Iterator[Path]:
     tarball = SHARED_DATA / tarball_name
     if not tarball.is_file():
         pytest.skip(f"{tarball} is absent (real data for this test lives in ../shared/data)")
-    root = tmp_path_factory.mktemp("shared")
+    root = _unpack_dir(tmp_path_factory)
     with tarfile.open(tarball) as archive:
         archive.extractall(root / "data", filter="data")
     yield root

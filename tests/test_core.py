@@ -6,27 +6,28 @@ import torch
 
 from benchmark.data import half_task, load_dataset, split_classes
 from benchmark.data.synthetic import SyntheticSpec, generate
-from benchmark.run import Context, base_network
-from benchmark.sweep.base_cache import BaseCache
+from benchmark.networks import Workspace, base_network, fit
+from benchmark.sweep.base_cache import BaseCache, base_fields
 from benchmark.surgery import prepare_target
 from conftest import CONFIG_DIR, compose_config
 
 
-def _frozen_target(ctx, source_state, n, use_cache):
-    ctx.cfg.train.feature_cache = use_cache
-    task = ctx.task("B")
-    model = ctx.new_model(task.num_classes, 7)
+def _frozen_target(ws, source_state, n, use_cache):
+    ws.cfg.train.feature_cache = use_cache
+    task = ws.task("B")
+    model = ws.new_model(task.num_classes, 7)
     prepare_target(model, source_state, n, frozen=True, bn_eval=True)
-    result = ctx.fit(model, task, n, seed=3, name=f"cache={use_cache}")
-    return model, result
+    fitted = fit(ws, model, task, n, seed=3, name=f"cache={use_cache}")
+    assert fitted.feature_cache == use_cache
+    return model, fitted.result
 
 
 @pytest.mark.parametrize("n", [2, 6])
-def test_feature_cache_trains_the_same_weights_as_end_to_end(smoke_cfg, n):
-    ctx = Context.from_config(smoke_cfg())
-    source_state = base_network(ctx, "A")[0].state_dict()
-    cached, r1 = _frozen_target(ctx, source_state, n, True)
-    direct, r2 = _frozen_target(ctx, source_state, n, False)
+def test_feature_cache_trains_the_same_weights_as_end_to_end(shared_smoke_cfg, n):
+    ws = Workspace.from_config(shared_smoke_cfg())
+    source_state = base_network(ws, "A").model.state_dict()
+    cached, r1 = _frozen_target(ws, source_state, n, True)
+    direct, r2 = _frozen_target(ws, source_state, n, False)
     for key, value in cached.state_dict().items():
         assert torch.allclose(value.float(), direct.state_dict()[key].float(), atol=1e-4), key
     assert r1.metrics()["top1"] == pytest.approx(r2.metrics()["top1"], abs=1e-3)
@@ -34,7 +35,7 @@ def test_feature_cache_trains_the_same_weights_as_end_to_end(smoke_cfg, n):
 
 def test_base_network_is_cached_and_a_corrupt_checkpoint_is_retrained(smoke_cfg, tmp_path):
     cfg = smoke_cfg()
-    ctx = Context.from_config(cfg)
+    ws = Workspace.from_config(cfg)
     calls = []
     cache = BaseCache(Path(cfg.cache_dir))
     train = lambda checkpoint: (calls.append(1), ({"w": torch.ones(3)}, {"history": []}))[1]  # noqa: E731
@@ -45,10 +46,10 @@ def test_base_network_is_cached_and_a_corrupt_checkpoint_is_retrained(smoke_cfg,
     checkpoint.write_bytes(checkpoint.read_bytes()[:-10])  # truncated
     third = cache.get_or_train({"k": 1}, train)
     assert third.trained_now and len(calls) == 2 and torch.equal(third.state["w"], torch.ones(3))
-    model_a, meta = base_network(ctx, "A")
-    model_a2, _ = base_network(ctx, "A")
-    assert all(torch.equal(v, model_a2.state_dict()[k]) for k, v in model_a.state_dict().items())
-    assert len(meta["history"]) == cfg.train.epochs
+    first_a, second_a = base_network(ws, "A"), base_network(ws, "A")
+    assert all(torch.equal(v, second_a.model.state_dict()[k])
+               for k, v in first_a.model.state_dict().items())
+    assert len(first_a.cached.meta["history"]) == cfg.train.epochs
 
 
 def test_synthetic_data_is_deterministic_and_families_are_balanced():
@@ -83,12 +84,11 @@ def test_every_config_option_composes(group):
 
 def test_target_fraction_thins_only_the_target_half_and_keys_its_base(smoke_cfg):
     from benchmark.data import target_limit
-    from benchmark.run import _base_fields
 
     assert target_limit([24, 24], None, 0.25) == 6 and target_limit([24, 20], 5, None) == 5
     cfg = smoke_cfg("data.target_fraction=0.5")
-    ctx = Context.from_config(cfg)
-    assert ctx.task("B").train.class_counts().tolist() == [12] * 4
-    assert ctx.task("A").train.class_counts().tolist() == [24] * 4
-    full = _base_fields(smoke_cfg(), "B")
-    assert _base_fields(cfg, "B") != full and _base_fields(cfg, "A") == _base_fields(smoke_cfg(), "A")
+    ws = Workspace.from_config(cfg)
+    assert ws.task("B").train.class_counts().tolist() == [12] * 4
+    assert ws.task("A").train.class_counts().tolist() == [24] * 4
+    full = base_fields(smoke_cfg(), "B")
+    assert base_fields(cfg, "B") != full and base_fields(cfg, "A") == base_fields(smoke_cfg(), "A")

@@ -1,11 +1,13 @@
 """Real-dataset loaders on tiny fixtures in their exact official layouts, and on ../shared/data."""
 from __future__ import annotations
 
+import copy
 import gzip
 import logging
 import os
 import pickle
 import time
+from functools import cache
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +16,7 @@ import torch
 import torchvision.datasets.cifar
 from PIL import Image
 
-from benchmark.data import cifar, decode, files, load_dataset
+from benchmark.data import cifar, decode, files, load_dataset, nominal_image_size
 from benchmark.data.classlists import cifar100_superclasses
 from benchmark.data.fashion_mnist import CLASSES as FASHION
 from benchmark.data.imagenet import find_imagenet
@@ -29,8 +31,16 @@ NATURAL = ["n01443537", "n01629819"]  # goldfish, European fire salamander
 MANMADE = ["n02666196"]               # abacus
 
 
+@cache
+def _composed(name: str, overrides: tuple[str, ...]):
+    """Hydra takes ~0.2 s to compose; the tests share one composition per dataset and overrides."""
+    return compose_config(f"dataset={name}", *overrides)
+
+
 def dataset_cfg(name: str, tmp_path: Path, *overrides: str):
-    return compose_config(f"dataset={name}", f"cache_dir={tmp_path / 'cache'}", *overrides).dataset
+    cfg = copy.deepcopy(_composed(name, overrides))
+    cfg.cache_dir = str(tmp_path / "cache")
+    return cfg.dataset
 
 
 def write_images(folder: Path, count: int, size=(8, 8), mode="RGB", ext=".jpg", first=0) -> None:
@@ -229,6 +239,15 @@ def test_fashion_mnist_is_zero_padded_to_32(tmp_path):
     assert images[:, :, :2].sum() == 0 and images[:, :, :, 30:].sum() == 0
     assert (images[:, :, 2:30, 2:30] > 0).all()   # the fixture's pixels are 1..255
     assert data.train.labels[:3].tolist() == [0, 1, 2]
+
+
+def test_nominal_image_size_is_the_loaded_size(tmp_path):
+    synthetic = dataset_cfg("synthetic", tmp_path, "dataset.params.image_size=15",
+                            "dataset.params.train_per_class=2", "dataset.params.val_per_class=1")
+    fashion, root, _ = _make("fashion_mnist", tmp_path)   # 28 px images, padded to 32
+    assert (nominal_image_size(synthetic), nominal_image_size(fashion)) == (15, 32)
+    for cfg in (synthetic, fashion):
+        assert nominal_image_size(cfg) == load_dataset(cfg, str(root)).image_size
 
 
 # ---------------------------------------------------------------- bad input

@@ -3,7 +3,7 @@ import subprocess
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 
 @pytest.fixture
@@ -18,9 +18,11 @@ def tiny_disk(tmp_path):
     subprocess.run(["umount", str(mount_point)], check=True)
 
 
-def test_full_disk_ends_in_one_line_and_keeps_earlier_results(tmp_path, tiny_disk):
+def test_full_disk_ends_in_one_line_and_keeps_earlier_results(tmp_path, tiny_disk, shared_cache):
     finished = tiny_disk / "baseB"
-    assert run_cli("experiment=smoke", f"hydra.run.dir={finished}", cwd=tmp_path).returncode == 0
+    env = {"TRANSFERBENCH_CACHE": str(shared_cache)}  # the base networks live off the tiny disk
+    assert run_main("experiment=smoke", f"hydra.run.dir={finished}", cwd=tmp_path, env=env
+                    ).returncode == 0
     before = (finished / "result.json").read_bytes()
     filler = tiny_disk / "filler"
     with open(filler, "wb", buffering=0) as f:  # fill it, then free a few KB: enough to
@@ -31,7 +33,7 @@ def test_full_disk_ends_in_one_line_and_keeps_earlier_results(tmp_path, tiny_dis
             pass
     filler.write_bytes(filler.read_bytes()[:-12 * 1024])
     proc = run_cli("experiment=smoke", "treatment=selffer", "n=2", f"hydra.run.dir={tiny_disk / 'BnB2'}",
-                   cwd=tmp_path)
+                   cwd=tmp_path, env=env)
     assert proc.returncode != 0
     assert proc.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "No space left on device" in proc.stderr and "Traceback" not in proc.stderr

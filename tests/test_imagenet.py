@@ -6,6 +6,7 @@ and 3 validation JPEGs each, of the odd sizes real ImageNet images have.
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -40,19 +41,32 @@ def write_jpegs(folder: Path, count: int, seed: int) -> None:
         image.save(folder / f"{folder.name}_{i}.JPEG")
 
 
-@pytest.fixture
-def root(tmp_path: Path) -> Path:
-    base = tmp_path / "data" / "imagenet"
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Path:
+    """The data root, written once per module: never changed (tests that change it get ``root``)."""
+    data = tmp_path_factory.mktemp("imagenet") / "data"
     for k, wnid in enumerate(reversed(WNIDS)):   # creation order must not matter
-        write_jpegs(base / "train" / wnid, TRAIN, k)
-        write_jpegs(base / "val" / wnid, VAL, 10 + k)
-    return tmp_path / "data"
+        write_jpegs(data / "imagenet" / "train" / wnid, TRAIN, k)
+        write_jpegs(data / "imagenet" / "val" / wnid, VAL, 10 + k)
+    return data
+
+
+@pytest.fixture
+def root(tmp_path: Path, pristine: Path) -> Path:
+    """A copy of the data root of the test's own, to change as it likes."""
+    return Path(shutil.copytree(pristine, tmp_path / "data"))
 
 
 def load(tmp_path: Path, root: Path, *overrides: str):
     cfg = compose_config("dataset=imagenet", f"cache_dir={tmp_path / 'cache'}",
                          "data.num_workers=0", *overrides).dataset
     return load_dataset(cfg, str(root))
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory, pristine: Path):
+    """The dataset loaded once with the defaults, for the tests that only read it."""
+    return load(tmp_path_factory.mktemp("cache"), pristine)
 
 
 def epoch(data: FileImages, generator: torch.Generator | None, batch_size: int = 8
@@ -103,8 +117,8 @@ def test_validation_images_must_be_in_wnid_folders(tmp_path, root):
 
 # ---------------------------------------------------------------- batches
 
-def test_training_crops_are_random_per_epoch_and_repeat_for_a_seed(tmp_path, root):
-    data = load(tmp_path, root).train
+def test_training_crops_are_random_per_epoch_and_repeat_for_a_seed(loaded):
+    data = loaded.train
     generator = torch.Generator().manual_seed(0)
     first, labels = epoch(data, generator)
     second, _ = epoch(data, generator)
@@ -124,16 +138,16 @@ def window(image: torch.Tensor, crop: torch.Tensor) -> tuple[int, int] | None:
                  if torch.equal(image[:, top:top + size, left:left + size], crop)), None)
 
 
-def test_training_crops_are_windows_of_the_256_px_warp(tmp_path, root):
-    data = load(tmp_path, root).train
+def test_training_crops_are_windows_of_the_256_px_warp(loaded):
+    data = loaded.train
     one = data.subset(torch.zeros(6, dtype=torch.long), torch.zeros(6, dtype=torch.long))
     image = warped(Path(data.root) / data.paths[0])
     found = {window(image, crop) for crop in epoch(one, torch.Generator().manual_seed(1))[0]}
     assert None not in found and len(found) > 1 and found != {(14, 14)}
 
 
-def test_evaluation_gives_the_same_centre_crops_every_time(tmp_path, root):
-    data = load(tmp_path, root).val
+def test_evaluation_gives_the_same_centre_crops_every_time(loaded):
+    data = loaded.val
     images, labels = epoch(data, None, batch_size=5)
     assert torch.equal(epoch(data, None)[0], images) and torch.equal(labels, data.labels)
     for i in (0, 1, 2):   # three sizes, one of them grey
@@ -141,8 +155,8 @@ def test_evaluation_gives_the_same_centre_crops_every_time(tmp_path, root):
     assert torch.equal(images[1][0], images[1][2])
 
 
-def test_batches_normalise_on_the_device_and_flip_reproducibly(tmp_path, root):
-    data = load(tmp_path, root).train
+def test_batches_normalise_on_the_device_and_flip_reproducibly(loaded):
+    data = loaded.train
     normalize = Normalizer((0.5, 0.5, 0.5), (0.25, 0.25, 0.25), CPU)
     flip = Augment(flip=True)
     runs = [list(batches(data, 8, normalize, CPU, torch.Generator().manual_seed(3), flip))
@@ -153,18 +167,18 @@ def test_batches_normalise_on_the_device_and_flip_reproducibly(tmp_path, root):
     assert torch.equal(plain, normalize(epoch(data, None)[0]))
 
 
-def test_random_crops_keep_the_feature_cache_off(tmp_path, root):
-    data = load(tmp_path, root).train
+def test_random_crops_keep_the_feature_cache_off(tmp_path, pristine, loaded):
+    data = loaded.train
     assert Augment().random_on(data) and not Augment().random_on(ImageTensors(
         torch.zeros(2, 3, 4, 4, dtype=torch.uint8), torch.tensor([0, 1])))
-    central = load(tmp_path, root, "dataset.random_crop=false").train
+    central = load(tmp_path, pristine, "dataset.random_crop=false").train
     assert not Augment().random_on(central) and Augment(flip=True).random_on(central)
     shuffled, centred = epoch(central, torch.Generator().manual_seed(0))[0], epoch(central, None)[0]
     assert {x.numpy().tobytes() for x in shuffled} == {x.numpy().tobytes() for x in centred}
 
 
-def test_class_selection_is_shared_with_in_memory_images(tmp_path, root):
-    data = load(tmp_path, root).train
+def test_class_selection_is_shared_with_in_memory_images(loaded):
+    data = loaded.train
     half = data.select_classes([3, 1])
     assert isinstance(half, FileImages) and half.image_size == 227
     assert half.labels.tolist() == [1] * TRAIN + [0] * TRAIN

@@ -8,8 +8,9 @@ CHANCE = 1 / 5  # 5 classes per half
 
 def test_cifar10_sweep_learns_and_transfers(cifar10_jpg_root, tmp_path):
     sweep = tmp_path / "sweep"
+    decoded = cifar10_jpg_root / "cache" / "datasets"   # test_datasets.py decodes them here too
     proc = run_cli("-m", "experiment=cifar10", f"data.root={cifar10_jpg_root / 'data'}",
-                   f"dataset.cache_dir={cifar10_jpg_root / 'cache'}",
+                   f"dataset.cache_dir={decoded}",
                    "treatment=base,transfer", "n=0,1,5", "finetune=false", "data.train_per_class=1000",
                    "model.width=8", "model.fc_width=64", "train.epochs=3", "wandb.mode=disabled",
                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=900)

@@ -1,6 +1,7 @@
 """Runs killed with SIGKILL mid-training resume bit-identically; results are never overwritten."""
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -9,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 # a few hundred ms per epoch, so a kill lands mid-training
 SLOW_SMOKE = ("experiment=smoke", "treatment=selffer", "n=2", "finetune=true", "model.width=16",
@@ -38,11 +39,20 @@ def _finish(run_dir: Path, cache: Path) -> dict:
     return json.loads((run_dir / "result.json").read_text())
 
 
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> tuple[dict, Path]:
+    """The result of an uninterrupted run (the same for every kill point) and its base cache."""
+    root = tmp_path_factory.mktemp("uninterrupted")
+    return _finish(root / "run", root / "cache"), root / "cache"
+
+
 @pytest.mark.parametrize("kill_in", ["base", "target"])
-def test_sigkilled_run_resumes_to_the_identical_result(tmp_path, kill_in):
-    reference = _finish(tmp_path / "uninterrupted", tmp_path / "cache_ref")
+def test_sigkilled_run_resumes_to_the_identical_result(tmp_path, uninterrupted, kill_in):
+    reference, reference_cache = uninterrupted
     run_dir, cache = tmp_path / "killed", tmp_path / "cache"
     run_dir.mkdir()
+    if kill_in == "target":  # its base network is trained already (by the uninterrupted run)
+        shutil.copytree(reference_cache, cache, ignore=shutil.ignore_patterns("*.lock"))
     checkpoint = (lambda: any(cache.glob("*/checkpoint.pt"))) if kill_in == "base" else \
         (lambda: (run_dir / "checkpoint.pt").exists())
     _kill_when(_start(run_dir, cache), checkpoint)
@@ -54,16 +64,19 @@ def test_sigkilled_run_resumes_to_the_identical_result(tmp_path, kill_in):
     assert not (run_dir / "checkpoint.pt").exists() and not any(cache.glob("*/checkpoint.pt"))
 
 
-def test_result_of_another_configuration_is_never_overwritten(tmp_path):
+def test_result_of_another_configuration_is_never_overwritten(tmp_path, shared_cache):
     args = ("experiment=smoke", "treatment=base", f"hydra.run.dir={tmp_path / 'run'}")
-    assert run_cli(*args, cwd=tmp_path).returncode == 0
+
+    def run(*more: str):
+        return run_main(*args, *more, cwd=tmp_path, env={"TRANSFERBENCH_CACHE": str(shared_cache)})
+    assert run().returncode == 0
     first = (tmp_path / "run" / "result.json").read_bytes()
-    other = run_cli(*args, "train.lr=0.01", cwd=tmp_path)
+    other = run("train.lr=0.01")
     assert other.returncode != 0
     assert other.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "different configuration" in other.stderr and "Traceback" not in other.stderr
     assert (tmp_path / "run" / "result.json").read_bytes() == first
-    same_but_offline = run_cli(*args, "wandb.mode=offline", "threads=1", cwd=tmp_path)
+    same_but_offline = run("wandb.mode=offline", "threads=1")
     assert same_but_offline.returncode == 0  # execution-only settings are the same configuration
 
 

@@ -137,3 +137,26 @@ def test_classes_file_must_start_with_a_header(tmp_path):
 def test_empty_half_is_rejected():
     with pytest.raises(UserError, match="half B is empty"):
         _classes("split.A=[cat,dog,T-shirt/top,Ankle boot,emu]")
+
+
+def test_empty_half_a_is_rejected():
+    with pytest.raises(UserError, match="half A is empty"):
+        _classes("split.A=[]", "split.B=[cat]")
+
+
+# ---------------------------------------------------------------- split=all (the whole dataset)
+
+def test_split_all_puts_every_class_in_b():
+    split = split_classes(split_cfg("split=all"), NAMES, NAMES)
+    assert split == ClassSplit(A=[], B=[0, 1, 2, 3, 4])
+    task = half_task(_toy(5), split, "B")
+    assert task.class_names == [f"c{i}" for i in range(5)]
+    assert task.train.labels.tolist() == [0, 0, 1, 1, 2, 2, 3, 3, 4, 4]
+
+
+def test_split_all_has_no_half_a():
+    split = split_classes(split_cfg("split=all"), NAMES, NAMES)
+    for ask in (lambda: split.half("A"), lambda: half_task(_toy(5), split, "A")):
+        with pytest.raises(UserError, match=r"^split=all .* no half A; use target=B") as error:
+            ask()
+        assert "\n" not in str(error.value)

@@ -5,13 +5,10 @@ its path and what is wrong with it.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-RESULT_NAME = "result.json"
-TREATMENTS = ("base", "selffer", "transfer", "random")
-REQUIRED = ("label", "treatment", "n", "target", "seed", "status")
+from benchmark.results import read_result, result_files
 
 
 @dataclass(frozen=True)
@@ -37,25 +34,6 @@ def run_identity(result: dict) -> tuple:
     return (result["label"], result["seed"], result["target"], *experiment_identity(result))
 
 
-def load_result(path: Path) -> dict:
-    """Parse and check one result.json; raise ValueError saying what is wrong."""
-    try:
-        result = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"unreadable JSON ({exc})") from exc
-    if not isinstance(result, dict):
-        raise ValueError("not a JSON object")
-    missing = [key for key in REQUIRED if key not in result]
-    if missing:
-        raise ValueError(f"missing field(s) {', '.join(missing)}")
-    if result["treatment"] not in TREATMENTS:
-        raise ValueError(f"unknown treatment {result['treatment']!r}, expected one of {TREATMENTS}")
-    for key in ("n", "seed"):
-        if not isinstance(result[key], int) or isinstance(result[key], bool):
-            raise ValueError(f"{key} must be an integer, got {result[key]!r}")
-    return result
-
-
 def collect(sweep_dir: Path) -> Collection:
     """Load every result.json below ``sweep_dir``; keep the newest (by mtime) of repeats.
 
@@ -64,10 +42,10 @@ def collect(sweep_dir: Path) -> Collection:
     newest: dict[tuple, tuple[float, dict]] = {}
     problems: list[dict] = []
     duplicates: list[str] = []
-    for path in sorted(sweep_dir.rglob(RESULT_NAME)):
+    for path in result_files(sweep_dir):
         relative = path.relative_to(sweep_dir).as_posix()
         try:
-            result = load_result(path)
+            result = read_result(path)
         except ValueError as exc:
             problems.append({"path": relative, "error": str(exc)})
             continue

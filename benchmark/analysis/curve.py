@@ -12,9 +12,7 @@ from collections.abc import Callable, Iterable
 
 from benchmark.analysis.collect import EXPERIMENT_FIELDS, experiment_identity
 from benchmark.analysis.stats import describe, welch_p
-
-BASE = "baseB"
-SERIES = ("BnB", "BnB+", "AnB", "AnB+", "random")
+from benchmark.protocol import BASE, SERIES, series_of
 
 
 def _ratio(a: float, b: float) -> float:
@@ -33,14 +31,8 @@ Table = dict[str, dict[int, list[tuple[tuple, float]]]]
 
 
 def role(result: dict) -> str:
-    """The series a run belongs to: baseB, BnB, BnB+, AnB, AnB+ or random."""
-    treatment = result["treatment"]
-    if treatment == "base":
-        return BASE
-    if treatment == "random":
-        return "random"
-    stem = "BnB" if treatment == "selffer" else "AnB"
-    return stem + "+" if result.get("finetune") else stem
+    """The series a run belongs to (protocol.SERIES), written with target-B names."""
+    return series_of(result["treatment"], bool(result.get("finetune"))).key
 
 
 def unit(result: dict) -> tuple:
@@ -81,9 +73,10 @@ def build_summary(results: Iterable[dict], metric: str = "top1") -> dict:
         "metric": metric,
         "base": describe(base_values),
         "series": {
-            name: {str(n): _series_point(pairs, base_values) for n, pairs in sorted(table[name].items())}
-            for name in SERIES if name in table
+            s.key: {str(n): _series_point(pairs, base_values) for n, pairs in sorted(table[s.key].items())}
+            for s in SERIES if s.key != BASE and s.key in table
         },
+        "blocks": layer_names(results),
         "derived": {
             quantity: {str(n): _derived_point(table, left, right, combine, n) for n in ns}
             for quantity, (left, right, combine) in DERIVED.items()
@@ -94,6 +87,17 @@ def build_summary(results: Iterable[dict], metric: str = "top1") -> dict:
         "meta": {key: sorted({str(r[key]) for r in results if r.get(key) is not None})
                  for key in EXPERIMENT_FIELDS},
     }
+
+
+def layer_names(results: Iterable[dict]) -> dict[str, str]:
+    """The block name of each layer n of the runs (``"3": "conv3"``); models pooled in one
+    curve that name a layer differently give ``"conv3 / layer3"``."""
+    names: dict[int, list[str]] = {}
+    for result in results:
+        for n, name in enumerate(result.get("blocks") or [], start=1):
+            if name not in names.setdefault(n, []):
+                names[n].append(name)
+    return {str(n): " / ".join(names[n]) for n in sorted(names)}
 
 
 def pooled_settings(summary: dict) -> dict[str, list[str]]:

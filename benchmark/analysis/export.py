@@ -7,11 +7,11 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from benchmark.analysis.collect import TREATMENTS
+from benchmark.protocol import TREATMENTS
 from benchmark.storage import atomic_write_bytes
 
 METRICS = ("top1", "top5", "loss", "top1_best")
-RUN_FIELDS = ("label", "treatment", "n", "finetune", "source", "target", "seed", "status")
+RUN_FIELDS = ("label", "treatment", "n", "block", "finetune", "source", "target", "seed", "status")
 TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", "path")
 
 
@@ -40,5 +40,5 @@ def write_results_csv(results: Iterable[dict], path: Path) -> Path:
 
 
 def _row_order(result: dict) -> tuple:
-    return (TREATMENTS.index(result["treatment"]), result["n"], bool(result.get("finetune")),
+    return (list(TREATMENTS).index(result["treatment"]), result["n"], bool(result.get("finetune")),
             str(result["target"]), str(result["label"]), result["seed"])

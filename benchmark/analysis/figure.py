@@ -6,7 +6,6 @@ no change to the backend of a process that imports this module.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
@@ -19,33 +18,15 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from benchmark.analysis.curve import BASE, SERIES, metric_label
-from benchmark.storage import atomic_write
+from benchmark.analysis.curve import metric_label
 from benchmark.analysis.stats import ci_half_width
+from benchmark.protocol import BASE, SERIES, SERIES_BY_KEY, Series
+from benchmark.storage import atomic_write
 
 JITTER = 0.04
 XLABEL = "Layer $n$ at which the network is chopped and retrained"
 RC = {"font.size": 10, "axes.titlesize": 10, "legend.fontsize": 8, "axes.spines.top": False,
       "axes.spines.right": False, "pdf.fonttype": 42}
-
-
-@dataclass(frozen=True)
-class Style:
-    label: str
-    color: str
-    marker: str
-    offset: float  # x shift of the series so that series at one n do not overlap
-    face: str | None = None  # marker face colour, default: color
-
-
-STYLES = {
-    BASE: Style("base$B$", "black", "o", 0.0, face="white"),
-    "BnB": Style("selffer BnB", "#08306b", "o", -0.15),
-    "BnB+": Style("selffer BnB$^+$", "#6baed6", "o", -0.05),
-    "AnB": Style("transfer AnB", "#99000d", "o", 0.05),
-    "AnB+": Style("transfer AnB$^+$", "#fb8072", "o", 0.15),
-    "random": Style("random frozen RnB", "#8c8c8c", "v", 0.25),
-}
 
 
 def plot_generality(summary: dict, stem: Path, reference: dict | None = None) -> tuple[Path, Path]:
@@ -55,7 +36,8 @@ def plot_generality(summary: dict, stem: Path, reference: dict | None = None) ->
     below so that it does not squash the few-point effects of the main curve (the
     paper also shows it in a separate figure). ``reference`` adds a right panel.
     """
-    controls = ["random"] if "random" in summary["series"] else []
+    present = [s.key for s in SERIES if s.key in summary["series"]]
+    controls = [key for key in present if SERIES_BY_KEY[key].panel == "control"]
     rows = 2 if controls else 1
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(11.0 if reference else 6.4, 6.4 if controls else 4.6), layout="constrained")
@@ -64,11 +46,12 @@ def plot_generality(summary: dict, stem: Path, reference: dict | None = None) ->
         main = fig.add_subplot(grid[0, 0])
         setting = " / ".join(", ".join(values) for values in summary["meta"].values() if values)
         title = f"This sweep: {setting}" if setting else "This sweep"
-        _plot_sweep(main, summary, [s for s in SERIES if s not in controls], title)
+        _plot_sweep(main, summary, [key for key in present if key not in controls], title)
         bottom = main
         if controls:
             bottom = fig.add_subplot(grid[1, 0], sharex=main)
-            _plot_sweep(bottom, summary, controls, "Control: first $n$ layers random and frozen")
+            _plot_sweep(bottom, summary, controls, "Controls: " + ", ".join(
+                SERIES_BY_KEY[key].legend for key in controls))
         bottom.set_xlabel(XLABEL)
         if reference:
             _plot_reference(fig.add_subplot(grid[:, 1]), reference, metric_label(summary["metric"]))
@@ -86,13 +69,13 @@ def _plot_sweep(ax: Axes, summary: dict, names: list[str], title: str) -> None:
     handles = []
     if base["count"]:
         handles += _base_band(ax, base)
-        _scatter(ax, rng, 0, base["values"], STYLES[BASE])
+        _scatter(ax, rng, 0, base["values"], SERIES_BY_KEY[BASE])
     for name in names:
         by_n = summary["series"].get(name)
         if by_n:
             handles.append(_series(ax, rng, name, by_n, base["mean"]))
     ns = [int(n) for by_n in summary["series"].values() for n in by_n]
-    _decorate(ax, max(ns, default=1), metric_label(summary["metric"]), title)
+    _decorate(ax, max(ns, default=1), metric_label(summary["metric"]), title, summary.get("blocks", {}))
     ax.legend(handles=handles, loc="best", frameon=False)
 
 
@@ -100,7 +83,7 @@ def _base_band(ax: Axes, base: dict) -> list:
     """The base mean as a dotted line, in a grey band of its 95% CI when that is defined."""
     half = ci_half_width(base)
     ax.axhline(base["mean"], color="0.45", lw=0.8, ls=":", zorder=1)
-    style = STYLES[BASE]
+    style = SERIES_BY_KEY[BASE]
     ax.errorbar([0], [base["mean"]], yerr=[half or 0.0], fmt=style.marker, ms=6, mfc="white",
                 mec="black", ecolor="black", capsize=2.5, zorder=4)
     if half is None:
@@ -111,7 +94,7 @@ def _base_band(ax: Axes, base: dict) -> list:
 
 def _series(ax: Axes, rng: np.random.Generator, name: str, by_n: dict, base_mean: float | None) -> Line2D:
     """Runs as small jittered markers, means joined by a line (from the base at n = 0) with CI bars."""
-    style = STYLES[name]
+    style = SERIES_BY_KEY[name]
     ns = sorted(int(n) for n in by_n)
     points = [by_n[str(n)] for n in ns]
     for n, point in zip(ns, points):
@@ -126,7 +109,7 @@ def _series(ax: Axes, rng: np.random.Generator, name: str, by_n: dict, base_mean
     return _handle(style)
 
 
-def _scatter(ax: Axes, rng: np.random.Generator, x: float, values: list, style: Style) -> None:
+def _scatter(ax: Axes, rng: np.random.Generator, x: float, values: list, style: Series) -> None:
     xs = x + rng.uniform(-JITTER, JITTER, len(values))
     ax.scatter(xs, values, s=14, marker=style.marker, facecolor=style.face or style.color,
                edgecolor="0.2", linewidth=0.4, alpha=0.8, zorder=2)
@@ -138,30 +121,36 @@ def _plot_reference(ax: Axes, reference: dict, ylabel: str) -> None:
     low, high = base["range"]
     ax.axhspan(low, high, color="0.88", lw=0, zorder=0)
     ax.axhline(base["mean"], color="0.45", lw=0.8, ls=":", zorder=1)
-    handles = [_handle(STYLES[BASE], ls="none"),
+    handles = [_handle(SERIES_BY_KEY[BASE], ls="none"),
                Patch(color="0.88", label=f"base$B$ range ({base['count']} nets)")]
-    ax.plot([0], [base["mean"]], STYLES[BASE].marker, ms=6, mfc="white", mec="black", zorder=4)
+    ax.plot([0], [base["mean"]], SERIES_BY_KEY[BASE].marker, ms=6, mfc="white", mec="black", zorder=4)
     for name, by_n in reference["series"].items():
-        style = STYLES[name]
+        style = SERIES_BY_KEY[name]
         ns = sorted(int(n) for n in by_n)
         ax.plot([0, *ns], [base["mean"], *(by_n[str(n)] for n in ns)], ls="--", lw=1.4,
                 marker=style.marker, ms=5, markevery=list(range(1, len(ns) + 1)),
                 mfc=style.face or style.color, mec="black", mew=0.5, color=style.color, zorder=3)
         handles.append(_handle(style, ls="--"))
     n_max = max(int(n) for by_n in reference["series"].values() for n in by_n)
-    _decorate(ax, n_max, ylabel, reference["title"])
+    _decorate(ax, n_max, ylabel, reference["title"], reference.get("blocks", {}))
     ax.set_xlabel(XLABEL)
     ax.legend(handles=handles, loc="lower left", frameon=False)
 
 
-def _handle(style: Style, ls: str = "-") -> Line2D:
+def _handle(style: Series, ls: str = "-") -> Line2D:
     return Line2D([], [], color=style.color, ls=ls, lw=1.6, marker=style.marker, ms=6,
-                  mfc=style.face or style.color, mec="black", label=style.label)
+                  mfc=style.face or style.color, mec="black", label=style.legend)
 
 
-def _decorate(ax: Axes, n_max: int, ylabel: str, title: str) -> None:
+def _decorate(ax: Axes, n_max: int, ylabel: str, title: str, blocks: dict[str, str]) -> None:
+    """Axes limits and labels; each layer n is labelled with its block's name when known."""
     ax.set_xlim(-0.5, n_max + 0.5)
-    ax.set_xticks(range(n_max + 1))
+    ax.set_xticks(range(n_max + 1), [_tick(n, blocks) for n in range(n_max + 1)],
+                  fontsize=7 if blocks else None)
     ax.set_ylabel(f"{ylabel} (higher is better)" if "accuracy" in ylabel else ylabel)
     ax.set_title(title)
     ax.grid(axis="y", color="0.93", lw=0.6, zorder=0)
+
+
+def _tick(n: int, blocks: dict[str, str]) -> str:
+    return f"{n}\n{blocks[str(n)]}" if str(n) in blocks else str(n)

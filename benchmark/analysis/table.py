@@ -3,11 +3,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.analysis.curve import SERIES, metric_label
+from benchmark.analysis.curve import metric_label
 from benchmark.analysis.export import write_text
 from benchmark.analysis.stats import ci_half_width
-
-HEADERS = {"BnB": "BnB", "BnB+": "BnB$^{+}$", "AnB": "AnB", "AnB+": "AnB$^{+}$", "random": "random"}
+from benchmark.protocol import SERIES
 SIGNIFICANCE = 0.05
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -22,18 +21,20 @@ def render_table(summary: dict) -> str:
     """Rows: base, then n = 1..; columns: the series present; cells mean +- CI half-width."""
     metric = summary["metric"]
     scale = 100.0 if metric.startswith("top") else 1.0
-    columns = [name for name in SERIES if name in summary["series"]]
+    columns = [s for s in SERIES if s.key in summary["series"]]
     ns = sorted({int(n) for by_n in summary["series"].values() for n in by_n})
-    headers = [HEADERS[name] for name in columns] or [""]  # keep the LaTeX valid without series
+    headers = [s.latex for s in columns] or [""]  # keep the LaTeX valid without series
+    blocks = summary.get("blocks", {})
     lines = [
         r"\begin{table}[t]", r"\centering", _caption(summary, scale), r"\label{tab:generality}",
-        rf"\begin{{tabular}}{{r{'c' * len(headers)}}}", r"\toprule",
-        " & ".join(["$n$", *headers]) + r" \\", r"\midrule",
-        rf"base$B$ & \multicolumn{{{len(headers)}}}{{c}}{{{_cell(summary['base'], scale)}}} \\",
+        rf"\begin{{tabular}}{{rl{'c' * len(headers)}}}", r"\toprule",
+        " & ".join(["$n$", "block", *headers]) + r" \\", r"\midrule",
+        rf"base$B$ & & \multicolumn{{{len(headers)}}}{{c}}{{{_cell(summary['base'], scale)}}} \\",
         r"\midrule",
     ]
-    lines += [" & ".join([str(n), *(_cell(summary["series"][name].get(str(n)), scale)
-                                    for name in columns)]) + r" \\" for n in ns]
+    lines += [" & ".join([str(n), latex_escape(blocks.get(str(n), "")),
+                          *(_cell(summary["series"][s.key].get(str(n)), scale) for s in columns)])
+              + r" \\" for n in ns]
     lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
     return "\n".join(lines) + "\n"
 

@@ -66,16 +66,19 @@ def _in_memory(data: ImageTensors, batch_size: int, generator: torch.Generator |
         yield data.images[index], data.labels[index]
 
 
-def batches(data: ImageSet, batch_size: int, normalize: Normalizer, device: torch.device,
+def batches(data: ImageSet, batch_size: int, normalize: Normalizer | None, device: torch.device,
             generator: torch.Generator | None = None, augment: Augment = Augment()
             ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Yield ``(inputs, labels)``; shuffled and augmented when a ``generator`` is given."""
+    """Yield ``(inputs, labels)``; shuffled and augmented when a ``generator`` is given.
+    ``normalize=None``: the data are model inputs already (cached prefix features)."""
     if isinstance(data, FileImages):
         source = streamed(data, batch_size, device, generator)
     else:
         source = _in_memory(data, batch_size, generator)
     for images, labels in source:
-        x = normalize(images.to(device, non_blocking=True))
+        x = images.to(device, non_blocking=True)
+        if normalize is not None:
+            x = normalize(x)
         if generator is not None and augment.active:
             x = _random_crop_flip(x, augment, generator)
         yield x, labels.to(device, non_blocking=True)

@@ -18,12 +18,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from benchmark.data.cache import Decoded, cached, labelled
 from benchmark.data.classlists import cifar100_superclasses
-from benchmark.data.decode import fit_arrays
-from benchmark.data.files import class_folder_files, load_files
+from benchmark.data.decode import Decoded, cached, fit_arrays, labelled
+from benchmark.data.files import class_folder_files, download, load_files, missing
 from benchmark.data.images import ImageTensors, LabelledImages
-from benchmark.data.locate import download, missing
 from benchmark.errors import UserError
 
 JPEG_FOLDER = {"cifar10": "cifar10-jpg", "cifar100": "cifar100-jpg"}

@@ -13,10 +13,9 @@ import numpy as np
 import torch
 from omegaconf import DictConfig
 
-from benchmark.data.cache import Decoded, cached, labelled
-from benchmark.data.decode import fit_arrays
+from benchmark.data.decode import Decoded, cached, fit_arrays, labelled
+from benchmark.data.files import candidates, download, first_with, missing
 from benchmark.data.images import ImageTensors, LabelledImages
-from benchmark.data.locate import candidates, download, first_with, missing
 from benchmark.errors import UserError
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker",

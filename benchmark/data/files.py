@@ -1,5 +1,8 @@
-"""Datasets stored as one image file per example: listing them, and decoding them once.
+"""Datasets on disk: where one lives under ``data.root`` (or its download), its image
+files listed per class, and decoding them once.
 
+Every loader looks in a few candidate folders and, when the data is in none of them,
+raises one error that says what it expected, where it looked and how to fix it.
 Files whose extension PIL does not know (README.txt, .DS_Store, label files ...)
 are skipped with a warning, so a tree with stray files still loads; a file with
 an image extension that PIL cannot decode stops the load with an error naming it.
@@ -8,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,13 +19,47 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from benchmark.data.cache import Decoded, cached, labelled
-from benchmark.data.decode import decode_files
+from benchmark.data.decode import Decoded, cached, decode_files, labelled
 from benchmark.data.images import ImageTensors, LabelledImages
 from benchmark.errors import UserError
 
 log = logging.getLogger(__name__)
 
+
+# ---------------------------------------------------------------- where the dataset is
+
+def candidates(root: str | Path, subdirs: Sequence[str | None]) -> list[Path]:
+    """``root/subdir`` for each named subdir, then ``root`` itself."""
+    root = Path(root).absolute()
+    return [root / s for s in subdirs if s] + [root]
+
+
+def first_with(folders: Sequence[Path], *markers: str) -> Path | None:
+    """The first folder that holds every marker file or folder."""
+    return next((f for f in folders if all((f / m).exists() for m in markers)), None)
+
+
+def missing(dataset: str, expected: str, looked_in: Sequence[Path], downloadable: bool = False
+            ) -> UserError:
+    """The missing-data error: what was expected, where we looked, how to fix it."""
+    fix = "put the files there or set data.root=DIR to the folder that holds them"
+    if downloadable:
+        fix += ", or set dataset.download=true to download them"
+    places = " or ".join(str(p) for p in dict.fromkeys(looked_in))
+    return UserError(f"dataset={dataset}: data not found; expected {expected} in {places}; {fix}")
+
+
+def download(dataset: str, root: Path, fetch: Callable[[], object]) -> None:
+    """Run ``fetch`` (a torchvision download into ``root``), any failure as one UserError."""
+    log.info("downloading %s into %s", dataset, root)
+    try:
+        fetch()
+    except Exception as error:  # network, checksum or disk: the user's fix is the same
+        raise UserError(f"dataset={dataset}: download into {root} failed ({error}); check the "
+                        "network, or download the files by hand and set data.root=DIR") from None
+
+
+# ---------------------------------------------------------------- its image files
 
 def _image_extensions() -> frozenset[str]:
     Image.init()

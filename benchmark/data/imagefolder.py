@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
-from benchmark.data.files import class_folder_files, load_files
+from benchmark.data.files import candidates, class_folder_files, first_with, load_files, missing
 from benchmark.data.images import LabelledImages
-from benchmark.data.locate import candidates, first_with, missing
 
 
 def load(cfg: DictConfig, root: str) -> LabelledImages:

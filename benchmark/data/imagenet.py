@@ -19,11 +19,10 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.data.cache import fingerprint, read_or_build
 from benchmark.data.classlists import caffe_order, imagenet_families
-from benchmark.data.files import class_folder_files, class_names
+from benchmark.data.decode import fingerprint, read_or_build
+from benchmark.data.files import candidates, class_folder_files, class_names, first_with, missing
 from benchmark.data.images import LabelledImages
-from benchmark.data.locate import candidates, first_with, missing
 from benchmark.data.streaming import FileImages
 from benchmark.errors import UserError
 from benchmark.storage import atomic_write_bytes

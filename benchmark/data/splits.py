@@ -1,4 +1,9 @@
-"""Class splits into two disjoint halves A and B."""
+"""Class splits into two disjoint halves A and B, and each half as its own task.
+
+``split=all`` is the one split with an empty half: every class is in B, the whole
+dataset being the target task of a network pretrained elsewhere (``treatment=external``)
+and of its base network trained from scratch.
+"""
 from __future__ import annotations
 
 from collections import Counter
@@ -7,19 +12,29 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 from omegaconf import DictConfig
 
+from benchmark.data.images import ImageSet, ImageTensors, LabelledImages
 from benchmark.errors import UserError
+
+NO_HALF_A = ("split=all puts every class in half B and has no half A; use target=B (and "
+             "treatment=base, selffer or external), or another split")
 
 
 @dataclass(frozen=True)
 class ClassSplit:
-    """Original class indices of each half, ascending (labels 0..k-1 follow this order)."""
+    """Original class indices of each half, ascending (labels 0..k-1 follow this order).
+
+    Only ``split=all`` leaves a half empty (A): :func:`check_split` refuses that otherwise.
+    """
 
     A: list[int]
     B: list[int]
 
     def half(self, name: str) -> list[int]:
+        if name == "A" and not self.A:
+            raise UserError(NO_HALF_A)
         return self.A if name == "A" else self.B
 
 
@@ -112,8 +127,8 @@ def named_halves(cfg: DictConfig, class_names: Sequence[str]) -> ClassSplit:
 
 def check_split(split: ClassSplit, num_classes: int) -> ClassSplit:
     """Reject empty, overlapping or out-of-range halves with a clear message."""
-    for name in ("A", "B"):
-        if not split.half(name):
+    for name, classes in (("A", split.A), ("B", split.B)):
+        if not classes:
             raise UserError(f"class half {name} is empty; give each half at least one class")
     overlap = sorted(set(split.A) & set(split.B))
     if overlap:
@@ -128,6 +143,8 @@ def check_split(split: ClassSplit, num_classes: int) -> ClassSplit:
 def split_classes(cfg: DictConfig, class_names: Sequence[str], families: Sequence[str]) -> ClassSplit:
     """Build the split chosen by the ``split`` config group (``kind``: the recipe it uses)."""
     kind = cfg.get("kind", cfg.name)
+    if kind == "all":  # the whole dataset is the target task
+        return ClassSplit([], list(range(len(class_names))))
     if kind == "random":
         split = paper_random_halves(len(class_names), cfg.seed)
     elif kind == "family":
@@ -136,5 +153,59 @@ def split_classes(cfg: DictConfig, class_names: Sequence[str], families: Sequenc
         split = named_halves(cfg, class_names)
     else:
         raise UserError(f"unknown split '{cfg.name}'; choose split=random, family, "
-                        "natural_manmade, superclass or classes")
+                        "natural_manmade, superclass, classes or all")
     return check_split(split, len(class_names))
+
+
+# ---------------------------------------------------------------- one half as a task
+
+@dataclass
+class HalfTask:
+    """One half (A or B) as its own classification task, labels 0..k-1."""
+
+    name: str
+    classes: list[int]
+    class_names: list[str]
+    train: ImageSet
+    val: ImageSet
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+    def to(self, device: torch.device) -> "HalfTask":
+        """In-memory images move to ``device``; streamed ones stay where they are read."""
+        move = lambda part: part.to(device) if isinstance(part, ImageTensors) else part  # noqa: E731
+        return HalfTask(self.name, self.classes, self.class_names, move(self.train), move(self.val))
+
+
+def target_limit(counts: list[int], per_class: int | None, fraction: float | None) -> int | None:
+    """Training images to keep per class of the target half (None: all of them).
+
+    ``fraction`` is taken of the largest class, so on balanced data every class keeps
+    exactly that fraction; smaller classes keep what they have up to the limit.
+    """
+    if per_class is not None and fraction is not None:
+        raise UserError("data.train_per_class and data.target_fraction are both set; keep one "
+                        "and set the other to null")
+    if fraction is not None:
+        if not 0 < fraction <= 1:
+            raise UserError(f"data.target_fraction={fraction} must be in (0, 1], e.g. 0.1")
+        return max(1, round(fraction * max(counts)))
+    if per_class is not None and not 1 <= per_class <= min(counts):
+        raise UserError(f"data.train_per_class={per_class} but the target half's classes have "
+                        f"{min(counts)} to {max(counts)} training images; use 1..{min(counts)}")
+    return per_class
+
+
+def half_task(dataset: LabelledImages, split: ClassSplit, half: str,
+              train_per_class: int | None = None, target_fraction: float | None = None,
+              subsample_seed: int = 0) -> HalfTask:
+    """Select one half's classes; optionally thin its training images (the small-data regime)."""
+    classes = split.half(half)
+    train = dataset.train.select_classes(classes)
+    limit = target_limit(train.class_counts().tolist(), train_per_class, target_fraction)
+    if limit is not None:
+        train = train.per_class(limit, subsample_seed)
+    return HalfTask(half, classes, [dataset.class_names[c] for c in classes], train,
+                    dataset.val.select_classes(classes))

@@ -21,9 +21,11 @@ from __future__ import annotations
 
 import colorsys
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 import torch
+from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data.images import ImageTensors, LabelledImages
 
@@ -201,3 +203,14 @@ def generate(spec: SyntheticSpec) -> LabelledImages:
     names = [f"{families[c]}_{c % spec.classes_per_family}" for c in range(spec.num_classes)]
     return LabelledImages("synthetic", names, families, train, val,
                           mean=(0.5, 0.5, 0.5), std=(0.25, 0.25, 0.25))
+
+
+@lru_cache(maxsize=2)
+def _generated(spec: SyntheticSpec) -> LabelledImages:
+    """Runs in one process (tests, the bench) generate each dataset once."""
+    return generate(spec)
+
+
+def load(cfg: DictConfig, root: str) -> LabelledImages:
+    """The dataset ``cfg.params`` describes; ``root`` is unused (nothing is read from disk)."""
+    return _generated(SyntheticSpec(**OmegaConf.to_container(cfg.params)))

@@ -11,9 +11,8 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from benchmark.data.classlists import caffe_order, imagenet_families
-from benchmark.data.files import FileSet, image_files, load_files
+from benchmark.data.files import FileSet, candidates, first_with, image_files, load_files, missing
 from benchmark.data.images import LabelledImages
-from benchmark.data.locate import candidates, first_with, missing
 from benchmark.errors import UserError
 
 LAYOUT = "wnids.txt, train/<wnid>/images/*.JPEG, val/images/*.JPEG and val/val_annotations.txt"

@@ -6,9 +6,12 @@ Input: 227 x 227 RGB.
 """
 from __future__ import annotations
 
+from omegaconf import DictConfig
 from torch import nn
 
+from benchmark.errors import UserError
 from benchmark.models.net import TransferNet
+from benchmark.models.registry import register
 
 
 def _conv(cin: int, cout: int, k: int, stride: int = 1, pad: int = 0, groups: int = 1,
@@ -45,3 +48,11 @@ def caffenet(num_classes: int, dropout: float = 0.5) -> TransferNet:
         "fc7": nn.Sequential(_fc(4096, 4096, 0.005, 1.0), nn.ReLU(inplace=True), nn.Dropout(dropout)),
     }
     return TransferNet(blocks, _fc(4096, num_classes, 0.01, 0.0))
+
+
+@register("caffenet")
+def from_config(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
+    if image_size != 227:
+        raise UserError(f"model=caffenet needs 227 px inputs but the dataset gives {image_size} px; "
+                        "use model=convnet8 for small images")
+    return caffenet(num_classes, dropout=cfg.dropout)

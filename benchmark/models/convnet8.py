@@ -6,9 +6,11 @@ BatchNorm after every convolution; dropout on fc6/fc7.
 """
 from __future__ import annotations
 
+from omegaconf import DictConfig
 from torch import nn
 
 from benchmark.models.net import TransferNet
+from benchmark.models.registry import register
 
 CONV_WIDTHS = (1.0, 2.5, 4.0, 4.0, 2.5)
 POOLED = (True, True, False, False, True)
@@ -41,3 +43,9 @@ def convnet8(num_classes: int, image_size: int, width: int = 16, fc_width: int =
     blocks["fc6"] = _fc_block(channels[-1] * size * size, fc_width, dropout, flatten=True)
     blocks["fc7"] = _fc_block(fc_width, fc_width, dropout)
     return TransferNet(blocks, nn.Linear(fc_width, num_classes))
+
+
+@register("convnet8")
+def from_config(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
+    return convnet8(num_classes, image_size, width=cfg.width, fc_width=cfg.fc_width,
+                    batchnorm=cfg.batchnorm, dropout=cfg.dropout)

@@ -1,6 +1,7 @@
 """The network shape every architecture shares: named transferable blocks + a head.
 
-Layer n of the paper is ``blocks[n-1]``; the head (fc8) is never transferred.
+Layer n of the paper is ``blocks[n-1]``; the head (fc8 in the paper: any module that
+turns the last block's output into logits) is never transferred.
 Freezing lives here because a frozen prefix must stay frozen in *behaviour*:
 ``train()`` re-applies eval mode to it every time it is called.
 """
@@ -11,7 +12,7 @@ from torch import nn
 
 
 class TransferNet(nn.Module):
-    def __init__(self, blocks: dict[str, nn.Module], head: nn.Linear) -> None:
+    def __init__(self, blocks: dict[str, nn.Module], head: nn.Module) -> None:
         super().__init__()
         self.blocks = nn.ModuleDict(blocks)
         self.head = head

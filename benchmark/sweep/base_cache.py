@@ -17,7 +17,9 @@ from typing import Any
 
 import torch
 from filelock import FileLock
+from omegaconf import DictConfig, OmegaConf
 
+from benchmark.results import determining_dataset
 from benchmark.storage import (atomic_write_json, bytes_to_tensors, read_verified, sha256,
                                tensors_to_bytes, write_verified)
 
@@ -31,6 +33,17 @@ class CachedBase:
     state: dict[str, torch.Tensor]
     meta: dict[str, Any]
     trained_now: bool
+    path: Path  # the verified weights file (usable as another run's source.checkpoint)
+
+
+def base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
+    """Exactly the config that determines the base network of ``half`` (its cache key)."""
+    pick = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
+    target = half == cfg.target
+    return {"dataset": determining_dataset(pick("dataset")), "split": pick("split"),
+            "model": pick("model"), "train": pick("train"), "half": half, "seed": cfg.seed,
+            "train_per_class": cfg.data.train_per_class if target else None,
+            "target_fraction": cfg.data.target_fraction if target else None}
 
 
 def cache_key(fields: dict[str, Any]) -> str:
@@ -52,7 +65,7 @@ class BaseCache:
             return None
         try:
             state = bytes_to_tensors(read_verified(model_path))
-            return CachedBase(state, json.loads(meta_path.read_text()), trained_now=False)
+            return CachedBase(state, json.loads(meta_path.read_text()), False, model_path)
         except Exception as error:  # any damage means: retrain
             log.warning("cached base network %s is corrupt (%s); retraining it", model_path, error)
             return None
@@ -79,4 +92,4 @@ class BaseCache:
             write_verified(model_path, tensors_to_bytes(state))
             atomic_write_json(meta_path, meta)
             checkpoint.unlink(missing_ok=True)
-            return CachedBase(state, meta, trained_now=True)
+            return CachedBase(state, meta, True, model_path)

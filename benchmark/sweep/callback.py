@@ -9,6 +9,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.analysis import AnalysisError, Report, aggregate, curve_rows, pooled_settings
+from benchmark.protocol import BASE
 from benchmark.sweep.progress import progress_line
 from benchmark.tracking import Tracker
 
@@ -70,8 +71,8 @@ def _wandb_objects(rows: list[dict], report: Report) -> dict[str, Any]:
     import wandb
 
     table = wandb.Table(columns=list(rows[0]), data=[list(r.values()) for r in rows])
-    series = sorted({r["series"] for r in rows if r["series"] != "baseB"})
-    ns = sorted({r["n"] for r in rows if r["series"] != "baseB"})
+    series = sorted({r["series"] for r in rows if r["series"] != BASE})
+    ns = sorted({r["n"] for r in rows if r["series"] != BASE})
     by_key = {(r["series"], r["n"]): r["mean"] for r in rows}
     ys = [[by_key.get((s, n)) for n in ns] for s in series]
     chart = wandb.plot.line_series(xs=ns, ys=ys, keys=series, title="Generality curve",

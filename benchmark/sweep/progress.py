@@ -9,7 +9,7 @@ import json
 import time
 from pathlib import Path
 
-from benchmark.run import RESULT_FILE
+from benchmark.results import count_results
 
 PLAN_FILE = "sweep_plan.json"
 
@@ -20,15 +20,11 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-def finished_runs(sweep_dir: Path) -> int:
-    return sum(1 for _ in sweep_dir.glob(f"*/{RESULT_FILE}"))
-
-
 def write_plan(sweep_dir: Path, total: int) -> None:
     """Record the sweep's size and start (and the runs already done, which a resumed sweep
     skips, so that they do not distort the ETA)."""
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    plan = {"total": total, "started": time.time(), "done_before": finished_runs(sweep_dir)}
+    plan = {"total": total, "started": time.time(), "done_before": count_results(sweep_dir)}
     (sweep_dir / PLAN_FILE).write_text(json.dumps(plan))
 
 
@@ -38,7 +34,7 @@ def progress_line(sweep_dir: Path) -> str | None:
     if not plan_path.exists():
         return None
     plan = json.loads(plan_path.read_text())
-    done = finished_runs(sweep_dir)
+    done = count_results(sweep_dir)
     total = max(plan["total"], done)
     elapsed = time.time() - plan["started"]
     finished_now = max(done - plan.get("done_before", 0), 1)

@@ -1,8 +1,11 @@
 """Hydra sweeper for the Yosinski protocol (registered as ``hydra/sweeper=protocol``).
 
 The grid is the cartesian product of the paper's axes (treatment x n x finetune x
-target x seed ...), like Hydra's basic sweeper, with two changes:
+target x seed ...), like Hydra's basic sweeper, with three changes:
 
+* ``n=all`` means every layer of the model each job builds: n = 1..L of that model
+  (L from its block list), n = 0 for base runs; an explicit n above a model's L is
+  one error naming the model, L and its blocks;
 * combinations that are not runs of the protocol (``treatment=base n=3``,
   ``treatment=random finetune=true``) are dropped instead of failing;
 * base runs form a first wave, launched before every other job, so the base
@@ -20,29 +23,71 @@ from typing import Any, List, Optional
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
 
-from benchmark.protocol import combination_problem
+from benchmark.errors import UserError, exit_with
+from benchmark.protocol import (EVERY_LAYER, check_layer, combination_problem, every_layer,
+                                not_a_layer)
+from benchmark.run import model_blocks
 from benchmark.sweep.progress import write_plan
 
 log = logging.getLogger(__name__)
 
+POINT_KEYS = ("treatment", "n", "finetune", "target", "seed")  # they never change a model's blocks
 
-def _job_point(job: List[str], defaults: Any) -> tuple[str, int, bool]:
-    values = dict(item.split("=", 1) for item in job)
-    treatment = values.get("treatment", str(defaults.treatment))
-    n = int(values.get("n", defaults.n))
-    finetune = str(values.get("finetune", defaults.finetune)).lower() == "true"
-    return treatment, n, finetune
+
+def _values(job: List[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in job)
+
+
+def _is_integer(text: str) -> bool:
+    return text.lstrip("-").isdigit()
+
+
+def _with_n(job: List[str], n: int) -> List[str]:
+    return [item for item in job if not item.startswith("n=")] + [f"n={n}"]
 
 
 class ProtocolSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
+        self._blocks: dict[tuple, list[str]] = {}
+
+    def _point(self, job: List[str]) -> tuple[str, int, bool]:
+        values = _values(job)
+        treatment = values.get("treatment", str(self.config.treatment))
+        n = values.get("n", str(self.config.n))
+        finetune = str(values.get("finetune", self.config.finetune)).lower() == "true"
+        return treatment, int(n), finetune
+
+    def _model_blocks(self, job: List[str]) -> tuple[str, list[str]]:
+        """The model name and block names of the config this job composes (cached per model setting)."""
+        key = tuple(item for item in job if item.split("=", 1)[0] not in POINT_KEYS)
+        if key not in self._blocks:
+            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
+            self._blocks[key] = (str(cfg.model.name), model_blocks(cfg))
+        return self._blocks[key]
+
+    def _layers(self, job: List[str]) -> List[List[str]]:
+        """``job`` with ``n=all`` expanded to the layers of its model; an explicit n checked."""
+        values = _values(job)
+        n = values.get("n", str(self.config.n))
+        treatment = values.get("treatment", str(self.config.treatment))
+        model, blocks = self._model_blocks(job)
+        if n == EVERY_LAYER:
+            return [_with_n(job, layer) for layer in every_layer(treatment, len(blocks))]
+        if not _is_integer(n):
+            raise not_a_layer(n)
+        check_layer(int(n), blocks, model)
+        return [job]
 
     def split_arguments(self, overrides: List[Override], max_batch_size: Optional[int]
                         ) -> List[List[List[str]]]:
-        jobs = BasicSweeper.split_arguments(overrides, None)[0]
-        points = [(job, _job_point(job, self.config)) for job in jobs]
-        valid = [(job, point) for job, point in points if combination_problem(*point) is None]
+        grid = BasicSweeper.split_arguments(overrides, None)[0]
+        try:
+            jobs = [job for grid_job in grid for job in self._layers(grid_job)]
+            points = [(job, self._point(job)) for job in jobs]
+            valid = [(job, point) for job, point in points if combination_problem(*point) is None]
+        except UserError as error:  # one line, before any job starts
+            exit_with(error)
         dropped = len(jobs) - len(valid)
         if dropped:
             log.info("dropped %d grid points that are not runs of the protocol", dropped)

@@ -1,0 +1,183 @@
+"""Assembling and training one network: fresh, base (cached), or copied from a source.
+
+A :class:`Workspace` holds what every network of a run shares (config, data, class
+split, device, input normalisation); the functions below build networks in it and
+train them, on cached prefix features where that is exact (benchmark/feature_cache.py).
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from benchmark import feature_cache
+from benchmark.checkpoint import Checkpoint
+from benchmark.data import ClassSplit, HalfTask, LabelledImages, half_task, load_dataset, split_classes
+from benchmark.data.batches import Augment, Normalizer
+from benchmark.flops import block_forward_flops, frozen_step_fraction
+from benchmark.models import TransferNet, build_model
+from benchmark.protocol import TREATMENTS, other_half
+from benchmark.sources import check_blocks_match, external_state
+from benchmark.surgery import parameter_groups, prepare_target
+from benchmark.sweep.base_cache import BaseCache, CachedBase, base_fields, cache_key
+from benchmark.train import TrainData, TrainJob, TrainResult, pick_device, train
+
+log = logging.getLogger(__name__)
+
+
+def derive_seed(*parts: Any) -> int:
+    """A stable 31-bit seed from any tuple (baseA and baseB of one seed differ)."""
+    digest = hashlib.sha256(repr(parts).encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+@dataclass
+class Workspace:
+    """What every network of a run shares: config, data, class split, device, normalisation."""
+
+    cfg: DictConfig
+    dataset: LabelledImages
+    split: ClassSplit
+    device: torch.device
+    normalize: Normalizer
+    tasks: dict[str, HalfTask] = field(default_factory=dict)
+
+    @classmethod
+    def from_config(cls, cfg: DictConfig) -> "Workspace":
+        """Threads, device, dataset and class split as ``cfg`` asks."""
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        device = pick_device(cfg.device)
+        dataset = load_dataset(cfg.dataset, cfg.data.root)
+        split = split_classes(cfg.split, dataset.class_names, dataset.families)
+        return cls(cfg, dataset, split, device, Normalizer(dataset.mean, dataset.std, device))
+
+    def task(self, half: str) -> HalfTask:
+        """One half's task; the target half is thinned by ``data.train_per_class`` or
+        ``data.target_fraction`` (so its base network is trained on the same data)."""
+        if half not in self.tasks:  # selected (and moved to a GPU) once per run
+            data = self.cfg.data if half == self.cfg.target else {}
+            self.tasks[half] = half_task(self.dataset, self.split, half, data.get("train_per_class"),
+                                         data.get("target_fraction"), self.cfg.seed).to(self.device)
+        return self.tasks[half]
+
+    def new_model(self, num_classes: int, init_seed: int) -> TransferNet:
+        torch.manual_seed(init_seed)
+        model = build_model(self.cfg.model, num_classes, self.dataset.image_size)
+        # channels_last on CPU too: NCHW max-pooling is many times slower there
+        return model.to(self.device, memory_format=torch.channels_last)
+
+
+@dataclass
+class Fitted:
+    """A finished training and how it ran (for the sweep's cost report)."""
+
+    result: TrainResult
+    feature_cache: bool
+    frozen_step_fraction: float | None
+
+
+def fit(ws: Workspace, model: TransferNet, task: HalfTask, copied: int, seed: int, name: str,
+        on_epoch=None, checkpoint: Checkpoint = Checkpoint(None)) -> Fitted:
+    """Train ``model`` on ``task`` with the run's recipe; ``copied`` blocks count as copied
+    (``finetune_lr_scale``). A frozen prefix in eval mode with un-augmented inputs trains
+    on its cached outputs (the same weights, faster)."""
+    recipe = ws.cfg.train
+    groups = parameter_groups(model, copied, recipe.lr, recipe.weight_decay, ws.cfg.finetune_lr_scale,
+                              recipe.bias_lr_scale, recipe.bias_weight_decay)
+    data = TrainData(task.train, task.val, ws.normalize, ws.device)
+    cached = recipe.feature_cache and feature_cache.usable(
+        model, Augment(**recipe.augment).random_on(task.train))
+    fraction = None
+    if cached:
+        log.info("%s: training on cached features of the frozen first %d layers", name,
+                 model.frozen_blocks)
+        flops = block_forward_flops(model, ws.dataset.image_size)
+        fraction = frozen_step_fraction(flops, model.frozen_blocks)
+        data = feature_cache.cached_data(model, data, recipe.eval_batch_size)
+        model = feature_cache.SuffixNet(model)
+    job = TrainJob(model, groups, data, recipe, seed, name)
+    return Fitted(train(job, on_epoch, checkpoint), cached, fraction)
+
+
+@dataclass
+class BaseNetwork:
+    model: TransferNet
+    cached: CachedBase
+
+
+def base_network(ws: Workspace, half: str) -> BaseNetwork:
+    """The trained base network of ``half``, from the cache or trained now (once)."""
+    cfg = ws.cfg
+    task = ws.task(half)
+    fields = base_fields(cfg, half)
+
+    def train_base(checkpoint: Path) -> tuple[dict, dict]:
+        log.info("training base%s (%d classes, %d images)", half, task.num_classes, len(task.train))
+        start = time.time()
+        model = ws.new_model(task.num_classes, derive_seed(cfg.seed, "base", half))
+        result = fit(ws, model, task, 0, derive_seed(cfg.seed, "base-data", half), f"base{half}",
+                     checkpoint=Checkpoint(checkpoint, cache_key(fields))).result
+        state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+        return state, {"history": result.history, "metrics": result.metrics(),
+                       "train_s": time.time() - start}
+
+    cached = BaseCache(Path(cfg.cache_dir).absolute()).get_or_train(fields, train_base)
+    model = ws.new_model(task.num_classes, 0)
+    model.load_state_dict(cached.state)
+    return BaseNetwork(model, cached)
+
+
+@dataclass
+class Source:
+    """Where a target network's first n blocks come from."""
+
+    state: dict[str, torch.Tensor] | None  # None: they stay random (the random control)
+    bases: list[CachedBase]                 # base networks used (for the cost report)
+    origin: str | None                      # the source's file or weights, as given
+
+
+def source_state(ws: Workspace) -> Source:
+    """The source of the run's treatment: a base network trained here (selffer: the
+    target half's, transfer: the other half's), an external network, or none."""
+    cfg = ws.cfg
+    kind = TREATMENTS[cfg.treatment].source
+    if kind in ("target", "other"):
+        base = base_network(ws, cfg.target if kind == "target" else other_half(cfg.target))
+        return Source(base.model.state_dict(), [base.cached], str(base.cached.path))
+    if kind == "external":
+        state, origin = external_state(cfg.source, cfg.model)
+        return Source(state, [], origin)
+    return Source(None, [], None)
+
+
+@dataclass
+class TargetNetwork:
+    model: TransferNet
+    fitted: Fitted
+    source: Source
+    train_s: float
+
+
+def target_network(ws: Workspace, label: str, on_epoch=None,
+                   checkpoint: Checkpoint = Checkpoint(None)) -> TargetNetwork:
+    """Build the run's target network (first n blocks from its source, frozen or not) and train it."""
+    cfg = ws.cfg
+    task = ws.task(cfg.target)
+    source = source_state(ws)  # first: loading a base network draws from torch's global RNG
+    model = ws.new_model(task.num_classes, derive_seed(cfg.seed, "target", cfg.n))
+    if source.state is not None:
+        check_blocks_match(model, source.state, cfg.model.name, source.origin)
+    prepare_target(model, source.state, cfg.n, frozen=not cfg.finetune,
+                   bn_eval=cfg.freeze.bn == "eval")
+    copied = cfg.n if source.state is not None else 0
+    start = time.time()
+    fitted = fit(ws, model, task, copied, derive_seed(cfg.seed, "target-data", label), label,
+                 on_epoch, checkpoint)
+    return TargetNetwork(model, fitted, source, round(time.time() - start, 3))

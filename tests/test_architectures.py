@@ -1,0 +1,102 @@
+"""The surgery invariants on every architecture and granularity, with real training on the
+smoke data through the code path a run takes (benchmark.networks.target_network):
+copied blocks equal the source; frozen ones stay bit-identical in parameters, buffers and
+outputs; fine-tuned ones move; the feature cache trains the same weights; n = L is a run
+and n = L + 1 is refused."""
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from benchmark.errors import UserError
+from benchmark.networks import TargetNetwork, Workspace, base_network, target_network
+from benchmark.run import execute, model_blocks
+from conftest import compose_config
+
+ARCHITECTURES = {  # small widths: the invariants do not depend on size
+    "convnet8": ["model=convnet8", "model.width=4"],
+    "resnet18-stage": ["model=resnet18", "model.width=4"],
+    "resnet18-block": ["model=resnet18", "model.width=4", "model.granularity=block"],
+    "resnet50-block": ["model=resnet50", "model.width=2", "model.granularity=block"],
+    "vit": ["model=vit", "model.hidden_dim=16", "model.num_heads=2", "model.mlp_dim=32",
+            "model.depth=3", "model.dropout=0.1", "train=vit", "train.epochs=2", "train.warmup_epochs=1"],
+}
+N = 2  # copied blocks: a prefix with normalisation layers in every architecture
+
+
+@dataclass
+class Trained:
+    """One architecture's source (baseA) and target networks AnB2, trained once per module."""
+
+    ws: Workspace
+    source: torch.nn.Module
+    frozen: TargetNetwork         # end to end
+    frozen_cached: TargetNetwork  # on the prefix's cached features
+    finetuned: TargetNetwork
+
+
+@pytest.fixture(scope="module", params=list(ARCHITECTURES))
+def trained(request, tmp_path_factory) -> Trained:
+    cache = tmp_path_factory.mktemp("cache")
+
+    def target(*overrides: str) -> tuple[Workspace, TargetNetwork]:
+        ws = Workspace.from_config(compose_config(
+            "experiment=smoke", f"cache_dir={cache}", *ARCHITECTURES[request.param],
+            "treatment=transfer", f"n={N}", *overrides))
+        return ws, target_network(ws, f"AnB{N}")
+
+    ws, frozen = target("finetune=false", "train.feature_cache=false")
+    return Trained(ws, base_network(ws, "A").model, frozen,
+                   target("finetune=false", "train.feature_cache=true")[1],
+                   target("finetune=true")[1])
+
+
+def _prefix_state(model, n):
+    names = tuple(f"blocks.{b}." for b in model.block_names[:n])
+    return {k: v for k, v in model.state_dict().items() if k.startswith(names)}
+
+
+def _probe(ws):
+    return ws.normalize(ws.task("B").val.images[:8])
+
+
+def test_frozen_copied_blocks_stay_bit_identical_to_the_source(trained):
+    ws, source, target = trained.ws, trained.source, trained.frozen
+    copied, original = _prefix_state(target.model, N), _prefix_state(source, N)
+    assert copied.keys() == original.keys() and copied
+    assert all(torch.equal(copied[k], original[k]) for k in copied)  # weights and buffers
+    assert not any(p.requires_grad for b in target.model.prefix(N) for p in b.parameters())
+    target.model.train()  # the frozen prefix stays in eval mode through every train()
+    assert all(not m.training for b in target.model.prefix(N) for m in b.modules())
+    with torch.no_grad():
+        source.eval(), target.model.eval()
+        assert torch.equal(target.model.forward_prefix(_probe(ws), N), source.forward_prefix(_probe(ws), N))
+    later = f"blocks.{target.model.block_names[N]}."  # re-initialised and trained
+    assert any(not torch.equal(v, source.state_dict()[k])
+               for k, v in target.model.state_dict().items() if k.startswith(later))
+
+
+def test_finetuned_copied_blocks_move(trained):
+    source, target = trained.source, trained.finetuned
+    copied, original = _prefix_state(target.model, N), _prefix_state(source, N)
+    moved = [k for k, v in copied.items() if v.is_floating_point() and not torch.equal(v, original[k])]
+    assert moved and any(k.endswith("weight") for k in moved)
+
+
+def test_feature_cache_trains_the_same_weights_as_end_to_end(trained):
+    cached, direct = trained.frozen_cached, trained.frozen
+    assert cached.fitted.feature_cache and not direct.fitted.feature_cache
+    for key, value in cached.model.state_dict().items():
+        assert torch.allclose(value.float(), direct.model.state_dict()[key].float(), atol=1e-4), key
+
+
+@pytest.mark.parametrize("arch", ["resnet18-stage", "vit"])
+def test_n_equal_to_depth_runs_and_one_more_is_refused(smoke_cfg, tmp_path, arch):
+    cfg = smoke_cfg(*ARCHITECTURES[arch], "treatment=transfer", "finetune=false")
+    depth = len(model_blocks(cfg))
+    assert depth == {"resnet18-stage": 5, "vit": 4}[arch]
+    result = execute(smoke_cfg(*ARCHITECTURES[arch], "treatment=transfer", f"n={depth}"), tmp_path / "L")
+    assert result["status"] == "ok" and result["block"] == model_blocks(cfg)[-1]
+    with pytest.raises(UserError, match=f"n={depth + 1} is outside 0..{depth} for model="):
+        execute(smoke_cfg(*ARCHITECTURES[arch], "treatment=transfer", f"n={depth + 1}"), tmp_path / "L1")
+    assert not (tmp_path / "L1" / "result.json").exists()
