@@ -1,11 +1,14 @@
 """A short real-data experiment on CIFAR-10 from ../shared/data (skips where it is absent)."""
 import json
 
+import pytest
+
 from conftest import run_cli
 
 CHANCE = 1 / 5  # 5 classes per half
 
 
+@pytest.mark.slow  # minutes of real end-to-end work: .ci/run runs it after the default suite
 def test_cifar10_sweep_learns_and_transfers(cifar10_jpg_root, tmp_path):
     sweep = tmp_path / "sweep"
     decoded = cifar10_jpg_root / "cache" / "datasets"   # test_datasets.py decodes them here too

@@ -46,6 +46,7 @@ def uninterrupted(tmp_path_factory) -> tuple[dict, Path]:
     return _finish(root / "run", root / "cache"), root / "cache"
 
 
+@pytest.mark.slow  # minutes of real end-to-end work: .ci/run runs it after the default suite
 @pytest.mark.parametrize("kill_in", ["base", "target"])
 def test_sigkilled_run_resumes_to_the_identical_result(tmp_path, uninterrupted, kill_in):
     reference, reference_cache = uninterrupted

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from conftest import run_cli
 from wandb_records import summary_and_run
 
@@ -83,6 +85,7 @@ def _numbers(sweep: Path) -> list[tuple]:
                       for r in csv.DictReader(f))
 
 
+@pytest.mark.slow  # minutes of real end-to-end work: .ci/run runs it after the default suite
 def test_local_launcher_sweep_killed_and_resumed_equals_an_uninterrupted_one(tmp_path):
     reference = _local_sweep(tmp_path / "reference", tmp_path / "cache_ref")
     assert reference.wait(timeout=600) == 0, reference.stdout.read()[-3000:]
