@@ -22,7 +22,7 @@ from benchmark.data import ClassSplit, HalfTask, LabelledImages, half_task, load
 from benchmark.data.batches import Augment, Normalizer
 from benchmark.flops import block_forward_flops, frozen_step_fraction
 from benchmark.models import TransferNet, build_model
-from benchmark.protocol import TREATMENTS, other_half
+from benchmark.protocol import TREATMENTS, source_half
 from benchmark.sources import check_blocks_match, external_state
 from benchmark.surgery import parameter_groups, prepare_target
 from benchmark.sweep.base_cache import BaseCache, CachedBase, base_fields, cache_key
@@ -147,11 +147,11 @@ def source_state(ws: Workspace) -> Source:
     """The source of the run's treatment: a base network trained here (selffer: the
     target half's, transfer: the other half's), an external network, or none."""
     cfg = ws.cfg
-    kind = TREATMENTS[cfg.treatment].source
-    if kind in ("target", "other"):
-        base = base_network(ws, cfg.target if kind == "target" else other_half(cfg.target))
+    half = source_half(cfg.treatment, cfg.target)
+    if half is not None:
+        base = base_network(ws, half)
         return Source(base.model.state_dict(), [base.cached], str(base.cached.path))
-    if kind == "external":
+    if TREATMENTS[cfg.treatment].source == "external":
         state, origin = external_state(cfg.source, cfg.model)
         return Source(state, [], origin)
     return Source(None, [], None)

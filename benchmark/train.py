@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -173,8 +173,8 @@ def train(job: TrainJob, on_epoch: Callable[[dict], None] | None = None,
     optimizer = make_optimizer(job.param_groups, recipe)
     scheduler = make_scheduler(optimizer, recipe)
     generator = torch.Generator().manual_seed(job.seed)
-    net = compiled(job.model, recipe.compile)
-    epoch_job = TrainJob(net, job.param_groups, data, recipe, job.seed, job.name)
+    epoch_job = replace(job, model=compiled(job.model, recipe.compile))
+    net = epoch_job.model
     result = TrainResult(checkpoint.restore(job.model, optimizer, scheduler, generator))
     for epoch in range(len(result.history) + 1, recipe.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]

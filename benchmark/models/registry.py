@@ -50,8 +50,14 @@ def architecture(name: str) -> Architecture:
 
 
 def build_model(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
-    """A freshly initialised network from the ``model`` config group."""
-    return architecture(cfg.name).build(cfg, num_classes, image_size)
+    """A freshly initialised network from the ``model`` config group; settings of the wrong
+    type or value (``model.width=abc``) end in one :class:`UserError`."""
+    build = architecture(cfg.name).build
+    try:
+        return build(cfg, num_classes, image_size)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise UserError(f"model={cfg.name} cannot be built from its settings ({error}); check the "
+                        "model.* values (python -m benchmark --cfg job prints them)") from None
 
 
 def block_names(cfg: DictConfig, image_size: int) -> list[str]:
