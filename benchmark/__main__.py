@@ -36,14 +36,25 @@ def app(cfg: DictConfig) -> dict | None:
 
 
 def _command_line_overrides(argv: list[str]) -> list[str]:
-    return [a for a in argv if "=" in a and not a.startswith("-")]
+    values = {argv[i + 1] for i, a in enumerate(argv[:-1]) if a in CONFIG_DIR_FLAGS}
+    return [a for a in argv if "=" in a and not a.startswith("-") and a not in values]
+
+
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def _config_dirs(argv: list[str]) -> list[str]:
+    """The folders given with ``--config-dir DIR`` (``-cd DIR``, ``--config-dir=DIR``)."""
+    given = [argv[i + 1] for i, a in enumerate(argv[:-1]) if a in CONFIG_DIR_FLAGS]
+    return given + [a.split("=", 1)[1] for a in argv if a.startswith("--config-dir=")]
 
 
 def main() -> None:
     logging.raiseExceptions = False  # a full disk must not make every log line print a traceback
     try:
-        multirun = bool({"-m", "--multirun"} & set(sys.argv[1:]))
-        check_overrides(_command_line_overrides(sys.argv[1:]), multirun)
+        argv = sys.argv[1:]
+        multirun = bool({"-m", "--multirun"} & set(argv))
+        check_overrides(_command_line_overrides(argv), multirun, _config_dirs(argv))
     except UserError as error:
         exit_with(error)
     app()

@@ -2,22 +2,53 @@
 preflight checks, scripts/bench.py and the tests."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark import schema
+from benchmark.help import help_page
 from benchmark.protocol import run_label
 
-CONFIG_DIR = str(Path(__file__).resolve().parent.parent / "conf")
+
+def _config_dir() -> str:
+    """conf/: inside the installed package (a wheel ships it as benchmark/conf), or at the
+    top of a source checkout (an editable install)."""
+    package = Path(__file__).resolve().parent
+    installed, checkout = package / "conf", package.parent / "conf"
+    return str(installed if installed.is_dir() else checkout)
+
+
+CONFIG_DIR = _config_dir()
 CONFIG_NAME = "config"
 
 # run directories are named by their label (conf/config.yaml: hydra.run.dir, hydra.sweep.subdir)
 OmegaConf.register_new_resolver("tb.label", run_label, replace=True)
+# transferbench --help (conf/config.yaml: hydra.help.template), made from the composed config
+OmegaConf.register_new_resolver("tb.help", lambda *, _root_: help_page(_root_), replace=True)
+schema.register()
 
 
-def compose_config(*overrides: str, hydra_config: bool = False) -> DictConfig:
+def compose_config(*overrides: str, hydra_config: bool = False,
+                   config_dirs: Sequence[str] = ()) -> DictConfig:
     """The config a run gets from these command-line overrides (``hydra_config``: with the
-    ``hydra`` node, as the app sees it)."""
+    ``hydra`` node, as the app sees it; ``config_dirs``: the user's own config folders, as
+    ``--config-dir`` adds them)."""
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        return compose(CONFIG_NAME, overrides=list(overrides), return_hydra_config=hydra_config)
+        return compose(CONFIG_NAME, overrides=with_search_path(list(overrides), config_dirs),
+                       return_hydra_config=hydra_config)
+
+
+def with_search_path(overrides: list[str], config_dirs: Sequence[str]) -> list[str]:
+    """``overrides`` with ``config_dirs`` added to ``hydra.searchpath`` (after any given there)."""
+    if not config_dirs:
+        return overrides
+    given = [o for o in overrides if o.startswith(SEARCH_PATH)]
+    entries = [e for o in given for e in o[len(SEARCH_PATH):].strip("[]").split(",") if e]
+    entries += [f"file://{Path(d).absolute()}" for d in config_dirs]
+    return [o for o in overrides if o not in given] + [f"{SEARCH_PATH}[{','.join(entries)}]"]
+
+
+SEARCH_PATH = "hydra.searchpath="

@@ -2,21 +2,29 @@
 
 The command line is checked before Hydra starts: Hydra's own errors for an unknown
 group option or key are several lines long; here every override (each value of a
-sweep) is composed once and any problem becomes a :class:`UserError` naming the fix.
-Every job then checks the settings of its composed config (:func:`check_config`).
+sweep) is composed once, checked against the schema (benchmark/schema/), and any problem
+becomes a :class:`UserError` naming the fix. Every job checks its composed config again
+(:func:`check_config`): a launcher may run it on another machine.
 """
 from __future__ import annotations
 
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
 from omegaconf import DictConfig
+from omegaconf.errors import ConfigKeyError, ValidationError
 
 from benchmark.config import compose_config
 from benchmark.errors import UserError
+from benchmark.protocol import check_point
+from benchmark.schema import type_error, validate
+from benchmark.train import check_device
+
+E = TypeVar("E", bound=BaseException)
 
 
 def _variants(overrides: Sequence[str]) -> list[list[str]]:
@@ -42,17 +50,28 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
 
 
 def _explain(error: HydraException) -> str:
+    wrong_type = _cause(error, ValidationError)
+    if wrong_type is not None and wrong_type.full_key:
+        return str(type_error(wrong_type.full_key, wrong_type.value, wrong_type.object_type))
     if isinstance(error, MissingConfigException) and error.options:
         group = (error.missing_cfg_file or "").rsplit("/", 1)[0]
         wanted = (error.missing_cfg_file or "").rsplit("/", 1)[-1]
         return (f"unknown {group} '{wanted}'; choose one of: {', '.join(error.options)} "
                 f"(e.g. {group}={error.options[0]})")
     first = str(error).strip().splitlines()[0]
-    if first.startswith("Could not override"):
-        key = first.split("'")[1]
-        return (f"unknown config key '{key}'; check its spelling "
+    unknown = _cause(error, ConfigKeyError)
+    if first.startswith("Could not override") or (unknown is not None and unknown.full_key):
+        name = first.split("'")[1] if first.startswith("Could not override") else unknown.full_key
+        return (f"unknown config key '{name}'; check its spelling "
                 "(`python -m benchmark --cfg job` prints every key)")
     return " ".join(str(error).split())
+
+
+def _cause(error: BaseException, kind: type[E]) -> E | None:
+    """The first exception of ``kind`` in the chain that raised ``error``."""
+    while error is not None and not isinstance(error, kind):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def check_output_dir(path: str) -> None:
@@ -67,12 +86,19 @@ def check_output_dir(path: str) -> None:
                         "another one with hydra.run.dir=... (or hydra.sweep.dir=... with -m)") from None
 
 
-def check_overrides(overrides: Sequence[str], multirun: bool) -> None:
-    """Raise :class:`UserError` if any command-line override cannot be composed, or the
-    output directory cannot be written."""
+def check_overrides(overrides: Sequence[str], multirun: bool, config_dirs: Sequence[str] = ()
+                    ) -> None:
+    """Raise :class:`UserError` if any command-line override cannot be composed (with the
+    user's ``config_dirs``), a value is of the wrong type or out of range, a single run is
+    not a point of the protocol, or the output directory cannot be written."""
+    for folder in config_dirs:
+        if not Path(folder).is_dir():
+            raise UserError(f"--config-dir {folder} is not a folder; give the folder that holds your "
+                            "own config groups (e.g. myconf/ with myconf/experiment/mine.yaml)")
     try:
         for variant in _variants(overrides):
-            cfg = compose_config(*variant, hydra_config=True)
+            cfg = compose_config(*variant, hydra_config=True, config_dirs=config_dirs)
+            check_config(cfg, single_run=not multirun)
     except OverrideParseException as error:
         raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}; "
                         "write overrides as key=value, e.g. n=3") from None
@@ -85,29 +111,11 @@ def check_overrides(overrides: Sequence[str], multirun: bool) -> None:
     check_output_dir(output_dir)
 
 
-def check_config(cfg: DictConfig) -> None:
-    """The settings of one composed run config that the protocol does not check."""
-    if cfg.freeze.bn not in ("eval", "train"):
-        raise UserError(f"freeze.bn={cfg.freeze.bn} is unknown; use freeze.bn=eval or freeze.bn=train")
-    if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
-        raise UserError(f"wandb.mode={cfg.wandb.mode} is unknown; use auto, online, offline or disabled")
-    _check_train(cfg.train)
-
-
-def _check_train(train: DictConfig) -> None:
-    checks = [
-        (train.epochs >= 1, f"train.epochs={train.epochs} must be at least 1"),
-        (train.batch_size >= 1, f"train.batch_size={train.batch_size} must be at least 1"),
-        (train.lr > 0, f"train.lr={train.lr} must be positive"),
-        (0 <= train.momentum < 1, f"train.momentum={train.momentum} must be in [0, 1)"),
-        (train.weight_decay >= 0, f"train.weight_decay={train.weight_decay} must be >= 0"),
-        (train.schedule in ("step", "cosine", "constant"),
-         f"train.schedule={train.schedule} is unknown; use step, cosine or constant"),
-        (train.optimizer in ("sgd", "adamw"),
-         f"train.optimizer={train.optimizer} is unknown; use sgd or adamw"),
-        (0 <= train.warmup_epochs < train.epochs,
-         f"train.warmup_epochs={train.warmup_epochs} must be in 0..train.epochs-1"),
-    ]
-    for ok, message in checks:
-        if not ok:
-            raise UserError(f"{message}; fix it on the command line, e.g. train.lr=0.01")
+def check_config(cfg: DictConfig, single_run: bool = True) -> None:
+    """Every value against its key's rules (benchmark/schema/) and, for a single run, the
+    protocol's rules for the point and the device's presence (a sweep's points are checked
+    by its sweeper, the device by each job on the machine that runs it)."""
+    validate(cfg)
+    if single_run:
+        check_point(cfg)
+        check_device(cfg.device)

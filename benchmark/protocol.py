@@ -16,6 +16,8 @@ from benchmark.errors import UserError
 
 HALVES = ("A", "B")
 EVERY_LAYER = "all"  # n=all in a sweep: every layer 1..L of the chosen model
+LAYER_RULE = (f"is not a layer; use an integer n >= 0 (the number of copied layers), or "
+              f"n={EVERY_LAYER} in a sweep")
 
 
 @dataclass(frozen=True)
@@ -155,8 +157,7 @@ def check_point(cfg: DictConfig) -> None:
 
 
 def not_a_layer(n: object) -> UserError:
-    return UserError(f"n={n} is not a layer; use an integer n >= 0 (the number of copied layers), "
-                     f"or n={EVERY_LAYER} in a sweep")
+    return UserError(f"n={n} {LAYER_RULE}")
 
 
 def check_layer(n: int, blocks: Sequence[str], model: str) -> None:

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.pt"  # a run's per-epoch checkpoint, removed once its result is written
+METRICS = ("top1", "top5", "loss", "top1_best")  # what a finished run's result.json reports
 REQUIRED = ("label", "treatment", "n", "target", "seed", "status")
 
 # keys that change where or how a run executes, never its numbers

@@ -18,11 +18,10 @@ from benchmark.errors import RunDiverged
 from benchmark.models import block_names
 from benchmark.networks import Workspace, base_network, target_network
 from benchmark.preflight import check_config
-from benchmark.protocol import (check_layer, check_point, layer_name, other_half, run_label,
-                                source_half)
+from benchmark.protocol import check_layer, layer_name, other_half, run_label, source_half
 from benchmark.results import (CHECKPOINT_FILE, RESULT_FILE, config_fingerprint, finished_result,
                                provenance, write_result)
-from benchmark.tracking import Tracker
+from benchmark.tracking import Tracker, run_id
 from benchmark.train import evaluate
 
 log = logging.getLogger(__name__)
@@ -37,7 +36,6 @@ def model_blocks(cfg: DictConfig) -> list[str]:
 def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
     """Run one configuration end to end and write ``out_dir/result.json`` (or return the
     result a previous attempt finished there)."""
-    check_point(cfg)
     check_config(cfg)
     blocks = model_blocks(cfg)
     check_layer(cfg.n, blocks, cfg.model.name)
@@ -52,7 +50,8 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
     label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
     tracker = Tracker(cfg.wandb.mode, cfg.wandb.project, cfg.wandb.entity, out_dir,
                       f"{label}/seed{cfg.seed}", group, cfg.treatment,
-                      OmegaConf.to_container(cfg, resolve=True), cfg.wandb.init_timeout)
+                      OmegaConf.to_container(cfg, resolve=True), cfg.wandb.init_timeout,
+                      run_id(str(out_dir.absolute().parent), fingerprint))
     result = _describe(cfg, ws, label, fingerprint, blocks)
     checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, fingerprint)
     try:

@@ -5,7 +5,7 @@ import hashlib
 import io
 import json
 import os
-import tempfile
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,11 +15,11 @@ import torch
 
 def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
     """Let ``write`` fill a fresh temporary file beside ``path``, fsync it, then rename it
-    over ``path``: a reader or a crash never sees a half-written file."""
+    over ``path``: a reader or a crash never sees a half-written file. The file gets the
+    permissions a plain ``open()`` gives under the user's umask (colleagues on a shared
+    cluster can read results), not ``tempfile``'s private 0600."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    tmp = Path(name)
+    tmp = _fresh_file_beside(path)
     try:
         write(tmp)
         with open(tmp, "rb+") as f:
@@ -29,6 +29,16 @@ def atomic_write(path: Path, write: Callable[[Path], object]) -> Path:
         tmp.unlink(missing_ok=True)
         raise
     return path
+
+
+def _fresh_file_beside(path: Path) -> Path:
+    while True:
+        tmp = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # umask applies
+            return tmp
+        except FileExistsError:
+            continue
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> Path:

@@ -6,6 +6,7 @@ wandb is guarded: a W&B error is logged as a warning and tracking stops.
 """
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -42,25 +43,34 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def run_id(*identity: str) -> str:
+    """A W&B run id that is the same every time the same run starts: a run killed or
+    preempted and started again continues its own W&B run, a finished one is not duplicated."""
+    return hashlib.sha256("\0".join(identity).encode()).hexdigest()[:32]
+
+
 class Tracker:
-    """One W&B run. All methods are no-ops once W&B is disabled or has failed."""
+    """One W&B run (``run_id``: resumed when it exists). All methods are no-ops once W&B is
+    disabled or has failed."""
 
     def __init__(self, mode: str, project: str, entity: str | None, directory: Path, name: str,
                  group: str | None, job_type: str, config: Mapping[str, Any],
-                 init_timeout: float = 30) -> None:
+                 init_timeout: float = 30, run_id: str | None = None) -> None:
         self.mode = resolve_mode(mode)
         self.run = None
         if self.mode == "disabled" or _unavailable:
             return
         self._guard("start", lambda: self._start(project, entity, directory, name, group,
-                                                  job_type, config, init_timeout))
+                                                  job_type, config, init_timeout, run_id))
 
-    def _start(self, project, entity, directory, name, group, job_type, config, init_timeout) -> None:
+    def _start(self, project, entity, directory, name, group, job_type, config, init_timeout,
+               run_id) -> None:
         import wandb
 
         directory.mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(project=project, entity=entity, dir=str(directory), name=name,
                               group=group, job_type=job_type, config=flatten(config),
+                              id=run_id, resume="allow" if run_id else None,
                               mode=self.mode, reinit="finish_previous",
                               settings=wandb.Settings(silent=True, console="off",
                                                       init_timeout=init_timeout))

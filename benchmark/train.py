@@ -20,7 +20,7 @@ from tqdm import tqdm
 from benchmark.checkpoint import Checkpoint
 from benchmark.data.batches import Augment, Normalizer, batches
 from benchmark.data.images import ImageSet
-from benchmark.errors import RunDiverged
+from benchmark.errors import RunDiverged, UserError
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +41,27 @@ class TrainResult:
 
 def pick_device(name: str) -> torch.device:
     """``auto``: the GPU when there is one (then cuDNN picks its fastest kernels)."""
+    check_device(name)
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     return device
+
+
+def check_device(name: str) -> None:
+    """:class:`UserError` when the device ``name`` (auto, cpu, cuda, cuda:N, mps) is not on
+    this machine, naming what is."""
+    if name in ("auto", "cpu"):
+        return
+    device = torch.device(name)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    present = ", ".join(["cpu", *(f"cuda:{i}" for i in range(gpus))])
+    if device.type == "cuda" and (gpus == 0 or (device.index or 0) >= gpus):
+        raise UserError(f"device={name} is not on this machine (present: {present}); use "
+                        f"device=auto{' or device=cuda:0' if gpus else ' or device=cpu'}")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError(f"device={name}: this machine has no Apple GPU (present: {present}); use "
+                        "device=auto or device=cpu")
 
 
 def autocast(device: torch.device):
@@ -168,7 +185,9 @@ def train_epoch(job: TrainJob, optimizer: torch.optim.Optimizer, generator: torc
 def train(job: TrainJob, on_epoch: Callable[[dict], None] | None = None,
           checkpoint: Checkpoint = Checkpoint(None)) -> TrainResult:
     """Train for ``recipe.epochs`` epochs, evaluating on the held-out data after each;
-    resume from ``checkpoint`` when it holds earlier epochs, and save it after each."""
+    resume from ``checkpoint`` when it holds earlier epochs, and save it after each.
+    ``on_epoch`` gets each epoch's record (a resumed run: from the checkpoint's last epoch on;
+    W&B keeps the first record of a step and ignores a repeated one)."""
     recipe, data = job.recipe, job.data
     optimizer = make_optimizer(job.param_groups, recipe)
     scheduler = make_scheduler(optimizer, recipe)
@@ -176,6 +195,8 @@ def train(job: TrainJob, on_epoch: Callable[[dict], None] | None = None,
     epoch_job = replace(job, model=compiled(job.model, recipe.compile))
     net = epoch_job.model
     result = TrainResult(checkpoint.restore(job.model, optimizer, scheduler, generator))
+    if result.history and on_epoch is not None:  # resumed: report the checkpoint's epoch again,
+        on_epoch(result.history[-1])              # which a killed process may not have delivered
     for epoch in range(len(result.history) + 1, recipe.epochs + 1):
         lr = optimizer.param_groups[0]["lr"]
         stats = train_epoch(epoch_job, optimizer, generator, f"{job.name} epoch {epoch}/{recipe.epochs}")

@@ -49,7 +49,7 @@ def test_transfer_run_writes_a_complete_result(tmp_path):
     (["train.lr=-0.1"], "train.lr=-0.1 must be positive"),
     (["train.epochs=0"], "train.epochs=0 must be at least 1"),
     (["train.optimizer=adam"], "train.optimizer=adam is unknown"),
-    (["model.width=abc"], "model=convnet8 cannot be built from its settings"),
+    (["model.width=abc"], "model.width=abc is not a whole number; write e.g. model.width="),
     (["freeze.bn=maybe"], "freeze.bn=maybe is unknown"),
     (["wandb.mode=loud"], "wandb.mode=loud is unknown"),
     (["split=family", "split.families_A=[nosuch]"], "unknown families ['nosuch']"),

@@ -161,6 +161,21 @@ def test_loader_reads_its_official_layout(layout, tmp_path, no_md5):
     assert data.mean == tuple(cfg.mean) and data.std == tuple(cfg.std)
 
 
+# the dataset's own folder, which data.root may name instead of its parent
+OWN_FOLDER = {"cifar10-pickle": "cifar-10-batches-py", "cifar100-pickle": "cifar-100-python",
+              "cifar10-jpg": "cifar10-jpg", "fashion_mnist": "fashion-mnist",
+              "tiny_imagenet": "tiny-imagenet-200"}
+
+
+@pytest.mark.parametrize("layout", sorted(OWN_FOLDER))
+def test_data_root_may_name_the_dataset_folder_or_its_parent(layout, tmp_path, no_md5):
+    cfg, root, _ = _make(layout, tmp_path)
+    from_parent = load_dataset(cfg, str(root))
+    from_folder = load_dataset(cfg, str(root / OWN_FOLDER[layout]))
+    assert from_folder.class_names == from_parent.class_names
+    assert torch.equal(from_folder.train.images, from_parent.train.images)
+
+
 @pytest.mark.parametrize("layout", sorted(LAYOUTS))
 def test_second_load_reads_the_cache_only(layout, tmp_path, no_md5):
     """Overwrite every image/array file with zeros, keeping its size and mtime: only a

@@ -11,15 +11,16 @@ from pathlib import Path
 import pytest
 
 from conftest import run_cli, run_main
+from wandb_records import run_id_and_steps
 
 # a few hundred ms per epoch, so a kill lands mid-training
 SLOW_SMOKE = ("experiment=smoke", "treatment=selffer", "n=2", "finetune=true", "model.width=16",
               "dataset.params.train_per_class=300", "train.epochs=8")
 
 
-def _start(run_dir: Path, cache: Path) -> subprocess.Popen:
+def _start(run_dir: Path, cache: Path, *args: str) -> subprocess.Popen:
     env = {**os.environ, "TRANSFERBENCH_CACHE": str(cache), "TQDM_DISABLE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "benchmark", *SLOW_SMOKE,
+    return subprocess.Popen([sys.executable, "-m", "benchmark", *SLOW_SMOKE, *args,
                              f"hydra.run.dir={run_dir}"], cwd=run_dir.parent, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -32,8 +33,8 @@ def _kill_when(proc: subprocess.Popen, appears: callable, timeout: float = 180) 
     proc.wait()
 
 
-def _finish(run_dir: Path, cache: Path) -> dict:
-    proc = run_cli(*SLOW_SMOKE, f"hydra.run.dir={run_dir}", cwd=run_dir.parent,
+def _finish(run_dir: Path, cache: Path, *args: str) -> dict:
+    proc = run_cli(*SLOW_SMOKE, *args, f"hydra.run.dir={run_dir}", cwd=run_dir.parent,
                    env={"TRANSFERBENCH_CACHE": str(cache)})
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads((run_dir / "result.json").read_text())
@@ -63,6 +64,27 @@ def test_sigkilled_run_resumes_to_the_identical_result(tmp_path, uninterrupted, 
     assert resumed["history"] == reference["history"]
     assert resumed["metrics"] == reference["metrics"]
     assert not (run_dir / "checkpoint.pt").exists() and not any(cache.glob("*/checkpoint.pt"))
+
+
+@pytest.mark.slow  # a SIGKILLed run and its resumption: .ci/run runs it
+def test_a_killed_run_continues_its_own_wandb_run_and_a_finished_one_opens_none(tmp_path):
+    run_dir, cache = tmp_path / "killed", tmp_path / "cache"
+    run_dir.mkdir()
+    offline = ("wandb.mode=offline", "train.epochs=5")
+    log = run_dir / "__main__.log"
+    # killed in epoch 3 (its log line comes before its checkpoint): 2 epochs are checkpointed
+    third_epoch = lambda: log.exists() and "BnB+2 epoch 3/" in log.read_text()  # noqa: E731
+    _kill_when(_start(run_dir, cache, *offline), third_epoch, timeout=900)
+    assert third_epoch() and not (run_dir / "result.json").exists(), "not killed in epoch 3"
+    result = _finish(run_dir, cache, *offline)
+    _finish(run_dir, cache, *offline)  # finished: skipped, no W&B run opened
+    files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
+    assert len(files) == 2, files
+    (killed_id, killed_steps), (resumed_id, resumed_steps) = map(run_id_and_steps, files)
+    assert killed_id == resumed_id
+    first = resumed_steps[0]  # the checkpoint's last epoch, reported again after the kill
+    assert resumed_steps == list(range(first, len(result["history"]) + 1)), (killed_steps, resumed_steps)
+    assert first > 1 and all(step <= first for step in killed_steps), (killed_steps, resumed_steps)
 
 
 def test_result_of_another_configuration_is_never_overwritten(tmp_path, shared_cache):

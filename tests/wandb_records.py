@@ -50,3 +50,15 @@ def summary_and_run(path: Path) -> tuple[dict[str, str], dict[str, str]]:
             run = {"name": record.run.display_name, "group": record.run.run_group,
                    "job_type": record.run.job_type}
     return summary, run
+
+
+def run_id_and_steps(path: Path) -> tuple[str, list[int]]:
+    """The run's id and the steps of its history records, in the order they were logged."""
+    run_id, steps = "", []
+    for record in records(path):
+        kind = record.WhichOneof("record_type")
+        if kind == "run":
+            run_id = record.run.run_id
+        elif kind == "history":
+            steps.append(record.history.step.num)
+    return run_id, steps

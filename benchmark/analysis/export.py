@@ -8,9 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from benchmark.protocol import TREATMENTS
+from benchmark.results import METRICS
 from benchmark.storage import atomic_write_bytes
 
-METRICS = ("top1", "top5", "loss", "top1_best")
 RUN_FIELDS = ("label", "treatment", "n", "block", "finetune", "source", "target", "seed", "status")
 TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", "path")
 

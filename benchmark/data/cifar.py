@@ -72,10 +72,13 @@ def _from_pickles(cfg: DictConfig, root: Path) -> LabelledImages:
 
 
 def load(cfg: DictConfig, root: str) -> LabelledImages:
-    """CIFAR-10 or CIFAR-100 (``cfg.name``) from ``root``, pickles preferred over JPEG folders."""
-    root_dir = Path(root).absolute()
-    pickles = root_dir / _torchvision_class(cfg.name).base_folder
-    jpeg = root_dir / JPEG_FOLDER[cfg.name]
+    """CIFAR-10 or CIFAR-100 (``cfg.name``) from ``root``, pickles preferred over JPEG folders.
+    ``root`` may be the folder that holds the dataset's folder or that folder itself."""
+    given = Path(root).absolute()
+    base_folder = _torchvision_class(cfg.name).base_folder
+    root_dir = given.parent if given.name == base_folder else given  # torchvision reads root/base_folder
+    pickles = root_dir / base_folder
+    jpeg = given if (given / "train").is_dir() and (given / "test").is_dir() else given / JPEG_FOLDER[cfg.name]
     if not pickles.is_dir() and not jpeg.is_dir() and cfg.download:
         fetch = _torchvision_class(cfg.name)
         download(cfg.name, root_dir, lambda: fetch(str(root_dir), download=True))
@@ -85,4 +88,4 @@ def load(cfg: DictConfig, root: str) -> LabelledImages:
         files = class_folder_files(jpeg / "train", jpeg / "test")
         return load_files(cfg, files, _families(cfg.name, files.class_names))
     raise missing(cfg.name, f"the python version's {pickles.name}/ (as torchvision reads it) "
-                  f"or {jpeg.name}/{{train,test}}/<class>/*.jpg", [root_dir], downloadable=True)
+                  f"or {jpeg.name}/{{train,test}}/<class>/*.jpg", [given], downloadable=True)

@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.analysis import AnalysisError, Report, aggregate, curve_rows, pooled_settings
 from benchmark.protocol import BASE
 from benchmark.sweep.progress import progress_line
-from benchmark.tracking import Tracker
+from benchmark.tracking import Tracker, run_id
 
 log = logging.getLogger("benchmark.sweep")
 
@@ -55,7 +55,7 @@ def log_summary_run(config: DictConfig, sweep_dir: Path, report: Report) -> Path
     tracker = Tracker(config.wandb.mode, config.wandb.project, config.wandb.entity,
                       sweep_dir / "summary", f"summary/{config.sweep_name}", config.sweep_name,
                       "summary", OmegaConf.to_container(config, resolve=False),
-                      config.wandb.init_timeout)
+                      config.wandb.init_timeout, run_id(str(sweep_dir.absolute()), "summary"))
     if not tracker.active:
         return None
     rows = curve_rows(report.summary)

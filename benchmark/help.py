@@ -1,0 +1,103 @@
+"""``transferbench --help``: the page Hydra's app help template shows (conf/config.yaml
+``hydra.help.template``), made from the project's own tables so it never goes stale: the
+treatments and their labels (benchmark/protocol.py), each config group's options and the
+presets with the first line of their YAML comment (conf/), and every key of the run
+config with its type and default (benchmark/schema/)."""
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from benchmark.protocol import SERIES, run_label
+from benchmark.schema import Leaf, schema_leaves
+
+GROUPS = ("dataset", "model", "train", "split", "experiment", "hydra/launcher")
+EXAMPLES = (
+    ("transferbench treatment=transfer n=3 finetune=true target=B seed=0", "one run: AnB+3"),
+    ("transferbench -m experiment=demo seed=0,1,2", "the paper's grid, 3 seeds, its curve"),
+    ("transferbench -m experiment=cifar10 data.root=/data hydra/launcher=slurm",
+     "a real dataset on a Slurm cluster"),
+)
+
+
+def help_page(cfg: DictConfig) -> str:
+    """The page for the config ``cfg`` as composed (so ``model=vit --help`` lists the ViT's
+    keys); Hydra puts its own flags where ``$FLAGS_HELP`` stands."""
+    folders = _config_folders(cfg)
+    page = "\n".join([
+        "transferbench: how transferable is each layer of a network? (Yosinski et al. 2014)",
+        "",
+        "usage: transferbench [KEY=VALUE ...]          one run",
+        "       transferbench -m [KEY=V1,V2 ...]       a sweep: the protocol's grid, base runs first",
+        "",
+        "examples:",
+        *(f"  {command:<74} # {what}" for command, what in EXAMPLES),
+        "",
+        "treatments (treatment=..., the label of n=3 on target B; finetune=true adds +):",
+        *_treatments(),
+        "",
+        "config groups (GROUP=OPTION), from " + ", ".join(map(str, folders)) + ":",
+        *(line for group in GROUPS for line in _group(folders, group)),
+        "",
+        "keys (KEY=VALUE; type, default); each group's keys: transferbench GROUP=OPTION --cfg job",
+        *_keys(cfg),
+    ])
+    # Hydra fills the template with string.Template: every other $ must be written $$
+    return page.replace("$", "$$") + "\n\n$FLAGS_HELP"
+
+
+def _treatments() -> list[str]:
+    lines = []
+    for series in SERIES:
+        if series.finetune:
+            continue
+        n = 0 if series.treatment == "base" else 3
+        label = run_label(series.treatment, n, False, "B")
+        plus = "" if series.treatment in ("base", "random") else f" / {run_label(series.treatment, n, True, 'B')}"
+        lines.append(f"  {series.treatment:<10} {label + plus:<14} {series.legend.replace('$', '')}")
+    return lines
+
+
+def _config_folders(cfg: DictConfig) -> list[Path]:
+    """The config folders Hydra searches (conf/, then --config-dir / hydra.searchpath ones)."""
+    sources = cfg.hydra.runtime.config_sources
+    return [Path(s.path) for s in sources if s.schema == "file" and Path(s.path).is_dir()]
+
+
+def _group(folders: list[Path], group: str) -> list[str]:
+    options = {path.stem: path for folder in reversed(folders)
+               for path in (folder / group).glob("*.yaml")}  # the first folder wins, as in Hydra
+    return [f"  {group}:"] + [f"    {name:<24} {_first_comment(options[name])}"[:110]
+                              for name in sorted(options)]
+
+
+def _first_comment(path: Path) -> str:
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = line.lstrip("# ").strip()
+        if line.startswith("#") and text and not text.startswith("@package"):
+            return text
+    return ""
+
+
+def _keys(cfg: DictConfig) -> list[str]:
+    written = OmegaConf.to_container(cfg, resolve=False)  # interpolations as the YAML writes them
+    return [f"  {leaf.path:<34} {_type_name(leaf):<32} {_default(written, leaf.path)}"
+            for leaf in schema_leaves(cfg) if leaf.type is not typing.Any]
+
+
+def _default(config: dict, path: str) -> str:
+    value = config
+    for part in path.split("."):
+        value = value[part]
+    return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _type_name(leaf: Leaf) -> str:
+    choices = next((c.choices for c in leaf.checks if c.choices), None)
+    if choices:
+        return "|".join(choices)
+    kinds = typing.get_args(leaf.type) if typing.get_origin(leaf.type) is not list else ()
+    names = [getattr(k, "__name__", "null") if k is not type(None) else "null" for k in kinds]
+    return "|".join(names) if names else getattr(leaf.type, "__name__", str(leaf.type))

@@ -1,0 +1,47 @@
+"""Schemas of the ``model`` group (conf/model/*.yaml); the architectures are in benchmark/models/."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from benchmark.schema.keys import at_least, between, key, one_of, store
+
+
+def _dropout() -> object:
+    return key(between(0, 1, 0.5, open_high=True))
+
+
+@dataclass
+class CaffeNet:
+    name: str = key()
+    dropout: float = _dropout()
+
+
+@dataclass
+class ConvNet8(CaffeNet):
+    width: int = key(at_least(1))
+    fc_width: int = key(at_least(1))
+    batchnorm: bool = key()
+
+
+@dataclass
+class ResNet:
+    name: str = key()
+    width: int = key(at_least(1))
+    granularity: str = key(one_of(("stage", "block")))
+    stem: str = key(one_of(("auto", "imagenet", "small")))
+
+
+@dataclass
+class ViT:
+    name: str = key()
+    patch_size: int = key(at_least(1))
+    hidden_dim: int = key(at_least(1))
+    depth: int = key(at_least(1))
+    num_heads: int = key(at_least(1))
+    mlp_dim: int = key(at_least(1))
+    dropout: float = _dropout()
+    attention_dropout: float = _dropout()
+
+
+for _name, _schema in (("caffenet", CaffeNet), ("convnet8", ConvNet8), ("resnet", ResNet), ("vit", ViT)):
+    store("model", _name, _schema)

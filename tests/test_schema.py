@@ -1,0 +1,139 @@
+"""The config schema (benchmark/schema/): every key typed and checked.
+
+The keys are enumerated from the schema itself (every option of every config group), so
+a key added tomorrow is tried here the day it is added: a value of the wrong type and,
+where the key has a rule, a value the rule refuses must each end in one ``error:`` line
+through the console script's entry point, with no traceback and no result written.
+"""
+from __future__ import annotations
+
+import typing
+from pathlib import Path
+
+import pytest
+from omegaconf import OmegaConf
+
+from benchmark.config import CONFIG_DIR, compose_config
+from benchmark.schema import Leaf, schema_leaves, validate
+from conftest import run_main
+
+GROUPS = ("dataset", "model", "train", "split")
+
+
+def _options(group: str) -> list[str]:
+    return sorted(path.stem for path in (Path(CONFIG_DIR) / group).glob("*.yaml"))
+
+
+def _selections() -> list[tuple[str, ...]]:
+    """The default config, then each option of each group on its own."""
+    return [()] + [(f"{group}={option}",) for group in GROUPS for option in _options(group)]
+
+
+def _keys() -> list[tuple[tuple[str, ...], Leaf]]:
+    """Each schema key once, with the group option that has it (the first that does)."""
+    seen, keys = set(), []
+    for selection in _selections():
+        for leaf in schema_leaves(compose_config(*selection)):
+            if leaf.path not in seen and leaf.type is not typing.Any:
+                seen.add(leaf.path)
+                keys.append((selection, leaf))
+    return keys
+
+
+KEYS = _keys()
+
+
+def _wrong_types(kind: object) -> list[str]:
+    """Values of the wrong type for a key of type ``kind`` as one writes them on the command line."""
+    kinds = set(typing.get_args(kind)) or {kind}
+    if typing.get_origin(kind) is list or any(typing.get_origin(k) is list for k in kinds):
+        return ["7"]
+    if int in kinds and str in kinds:
+        return ["[1]"]
+    if bool in kinds:
+        return ["maybe"]
+    if int in kinds:
+        return ["abc", "0.5"]
+    if float in kinds:
+        return ["abc"]
+    return ["[1,2]"]  # a string key
+
+
+def _refuses(tmp_path: Path, *overrides: str) -> str:
+    """The one error line a run with these overrides ends in."""
+    proc = run_main(f"hydra.run.dir={tmp_path / 'run'}", *overrides, cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode != 0, proc.stdout[-1000:]
+    assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-1500:]
+    assert not (tmp_path / "run" / "result.json").exists()
+    return lines[0]
+
+
+def test_the_schema_covers_every_key_of_every_option():
+    for selection in _selections():
+        cfg = compose_config(*selection)
+        typed = {leaf.path for leaf in schema_leaves(cfg)}
+        groups = {leaf.path for leaf in schema_leaves(cfg) if leaf.type is typing.Any}
+        for group in groups:
+            assert OmegaConf.get_type(cfg[group]) is not dict, f"{selection}: {group} has no schema"
+        leaves = _leaf_paths(OmegaConf.to_container(cfg))
+        assert leaves <= typed | {p for p in leaves if p.split(".")[0] in groups
+                                  and any(p.startswith(f"{t}.") or p == t for t in typed)}
+    assert len(KEYS) > 80
+
+
+def _leaf_paths(node: dict, prefix: str = "") -> set[str]:
+    paths = set()
+    for key, value in node.items():
+        if isinstance(value, dict):
+            paths |= _leaf_paths(value, f"{prefix}{key}.")
+        else:
+            paths.add(f"{prefix}{key}")
+    return paths
+
+
+@pytest.mark.parametrize("preset", _options("experiment"))
+def test_every_preset_passes_the_schema(preset):
+    validate(compose_config(f"experiment={preset}"))
+
+
+@pytest.mark.parametrize("selection, leaf", KEYS, ids=[leaf.path for _, leaf in KEYS])
+def test_a_value_of_the_wrong_type_is_refused_in_one_line(tmp_path, selection, leaf):
+    for value in _wrong_types(leaf.type):
+        line = _refuses(tmp_path, *selection, f"{leaf.path}={value}")
+        assert f"{leaf.path}=" in line, line
+
+
+RULED = [(selection, leaf, check) for selection, leaf in KEYS for check in leaf.checks
+         if check.bad is not None]
+
+
+@pytest.mark.parametrize("selection, leaf, check", RULED,
+                         ids=[f"{leaf.path}={check.bad}" for _, leaf, check in RULED])
+def test_a_value_its_rule_refuses_is_refused_in_one_line(tmp_path, selection, leaf, check):
+    line = _refuses(tmp_path, *selection, f"{leaf.path}={_written(check.bad)}")
+    assert f"{leaf.path}=" in line and check.rule in line, line
+
+
+def test_the_example_each_rule_suggests_passes_it():
+    for selection, leaf, check in RULED:
+        cfg = compose_config(*selection, f"{leaf.path}={_written(check.example)}")
+        validate(cfg)
+
+
+def _written(value: object) -> str:
+    return str(value).replace(" ", "").lower() if isinstance(value, (bool, list)) else str(value)
+
+
+@pytest.mark.parametrize("device, expected", [
+    ("cuda", "device=cuda is not on this machine (present: cpu"),
+    ("cuda:7", "device=cuda:7 is not on this machine"),
+    ("tpu", "device=tpu is not a device; use auto, cpu, cuda, cuda:INDEX or mps"),
+])
+def test_a_device_that_is_not_here_is_named_with_what_is(tmp_path, device, expected):
+    import torch
+    if device.startswith("cuda") and torch.cuda.device_count() > 7:
+        pytest.skip("this machine has that GPU")
+    if device == "cuda" and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert expected in _refuses(tmp_path, "experiment=smoke", f"device={device}")
