@@ -119,8 +119,8 @@ def cka(x: torch.Tensor, y: torch.Tensor, batch_size: int, pool: str = "flatten"
 @dataclass(frozen=True)
 class Probe:
     """What both networks see: the images, their normalisation and device, and how the block
-    outputs are pooled and batched (``batches`` near-equal batches of at least ``batch_size``
-    images, or one batch of them all)."""
+    outputs are pooled and batched (near-equal minibatches of at least ``batch_size`` images,
+    or one of them all when there are fewer)."""
 
     images: ImageSet
     normalize: Normalizer
@@ -139,24 +139,26 @@ class Probe:
                    cfg.batch_size)
 
     def grams(self, model: TransferNet) -> Iterator[torch.Tensor]:
-        """Per minibatch, the Grams of every block's outputs [L, b, b] (float32 forward)."""
+        """Per minibatch, the Grams of every block's outputs [L, b, b] (float32 forward).
+        Call it under ``torch.no_grad()``: a generator must not hold a grad-mode context, which
+        two interleaved generators would leave switched off."""
         model.eval()
         chunks = torch.arange(len(self.images)).tensor_split(max(1, len(self.images) // self.batch_size))
-        with torch.no_grad():
-            for index in chunks:
-                index = index.to(self.images.labels.device)
-                part = self.images.subset(index, self.images.labels[index])
-                x, _ = next(batches(part, len(part), self.normalize, self.device))
-                out = []
-                for block in model.blocks.values():
-                    x = block(x)
-                    out.append(gram(x, self.pool))
-                yield torch.stack(out)
+        for index in chunks:
+            index = index.to(self.images.labels.device)
+            part = self.images.subset(index, self.images.labels[index])
+            x, _ = next(batches(part, len(part), self.normalize, self.device))
+            out = []
+            for block in model.blocks.values():
+                x = block(x)
+                out.append(gram(x, self.pool))
+            yield torch.stack(out)
 
     def describe(self) -> dict:
         return {"images": len(self.images), "pool": self.pool, "batch_size": self.batch_size}
 
 
+@torch.no_grad()
 def block_cka(x_model: TransferNet, y_model: TransferNet, probe: Probe,
               names: tuple[str, str] = ("the first network", "the second network")) -> list[list[float]]:
     """CKA between every block of ``x_model`` (rows) and every block of ``y_model`` (columns);
@@ -171,8 +173,8 @@ def block_cka(x_model: TransferNet, y_model: TransferNet, probe: Probe,
 def base_vs_base(target_base: TransferNet, other_base: TransferNet, probe: Probe) -> dict:
     """The ``similarity`` entry of a base run: ``base_vs_base[i][j]`` = CKA(block i of the target
     half's base, block j of the other half's)."""
-    return _timed(probe, "base_vs_base", lambda: block_cka(target_base, other_base, probe, ("the target half's base",
-                                                                          "the other half's base")))
+    names = ("the target half's base", "the other half's base")
+    return _timed(probe, "base_vs_base", lambda: block_cka(target_base, other_base, probe, names))
 
 
 def vs_source(target: TransferNet, source: TransferNet, probe: Probe) -> dict:

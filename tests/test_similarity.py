@@ -110,6 +110,7 @@ def test_frozen_copied_blocks_score_exactly_one_and_retrained_blocks_less():
         torch.nn.functional.cross_entropy(target(x), labels).backward()
         optimizer.step()
     entry = vs_source(target, source, _probe())
+    assert torch.is_grad_enabled()  # the next training in this process still gets gradients
     assert entry["images"] == 150 and "error" not in entry
     assert entry["vs_source"][:3] == [1.0, 1.0, 1.0]
     assert all(value < 1.0 for value in entry["vs_source"][3:])
@@ -131,6 +132,14 @@ def test_bad_similarity_settings_name_the_key(key, value):
     cfg[key] = value
     with pytest.raises(UserError, match=f"analysis.similarity.{key}="):
         check_similarity_config(cfg)
+
+
+def test_a_bad_setting_on_the_command_line_is_one_error_line(tmp_path):
+    proc = run_main("experiment=smoke", "analysis.similarity.pool=max", f"hydra.run.dir={tmp_path / 'run'}",
+                    cwd=tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().splitlines() == [
+        "error: analysis.similarity.pool=max is unknown; choose one of flatten, mean"]
 
 
 def test_sweep_writes_similarity_numbers_heatmap_and_wandb_summary(tmp_path):
