@@ -21,9 +21,9 @@ from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_bas
 from benchmark.preflight import check_config
 from benchmark.protocol import (check_layer, check_point, layer_name, other_half, run_label,
                                 source_half)
-from benchmark.similarity import Probe, base_vs_base, check_similarity_config, vs_source
 from benchmark.results import (CHECKPOINT_FILE, RESULT_FILE, config_fingerprint, finished_result,
                                provenance, write_result)
+from benchmark.similarity import Probe, base_vs_base, check_similarity_config, vs_source
 from benchmark.tracking import Tracker
 from benchmark.train import evaluate
 
@@ -137,11 +137,11 @@ def _base_similarity(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]
     probe = _probe(ws)
     if probe is None or not (ws.split.A and ws.split.B):
         return None
-    other_half_name = other_half(ws.cfg.target)
-    other = warmed[0] if warmed else cached_base_network(ws, other_half_name)
+    half = other_half(ws.cfg.target)
+    other = warmed[0] if warmed else cached_base_network(ws, half)
     if other is None:
         log.info("base%s is not trained yet: base-vs-base similarity is measured by a base run "
-                 "that finds it (e.g. a sweep's first wave)", other_half_name)
+                 "that finds it (e.g. a sweep's first wave)", half)
         return None
     return base_vs_base(base.model, other.model, probe)
 

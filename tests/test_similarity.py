@@ -12,6 +12,7 @@ from benchmark.data.batches import Normalizer
 from benchmark.data.images import ImageTensors
 from benchmark.errors import UserError
 from benchmark.models.convnet8 import convnet8
+from benchmark.results import config_fingerprint
 from benchmark.similarity import Probe, check_similarity_config, cka, vs_source
 from benchmark.surgery import prepare_target
 from conftest import run_main
@@ -132,6 +133,11 @@ def test_bad_similarity_settings_name_the_key(key, value):
     cfg[key] = value
     with pytest.raises(UserError, match=f"analysis.similarity.{key}="):
         check_similarity_config(cfg)
+
+
+def test_similarity_settings_do_not_change_the_fingerprint_of_finished_results(smoke_cfg):
+    assert config_fingerprint(smoke_cfg()) == config_fingerprint(
+        smoke_cfg("analysis.similarity.enabled=false", "analysis.similarity.pool=mean"))
 
 
 def test_a_bad_setting_on_the_command_line_is_one_error_line(tmp_path):

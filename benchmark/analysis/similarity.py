@@ -145,7 +145,7 @@ def _decorate(ax: Axes, blocks: dict[str, str], title: str) -> None:
     ax.set_ylabel("linear CKA / generality")
     ax.set_title(title)
     ax.grid(axis="y", color="0.93", lw=0.6)
-    ax.legend(loc="lower left", frameon=False, fontsize=7)
+    ax.legend(loc="best", frameon=False, fontsize=7)
 
 
 
