@@ -24,7 +24,7 @@ from benchmark.flops import block_forward_flops, frozen_step_fraction
 from benchmark.models import TransferNet, build_model
 from benchmark.protocol import TREATMENTS, source_half
 from benchmark.sources import check_blocks_match, external_state
-from benchmark.surgery import parameter_groups, prepare_target
+from benchmark.surgery import copy_blocks, parameter_groups, prepare_target
 from benchmark.sweep.base_cache import BaseCache, CachedBase, base_fields, cache_key
 from benchmark.train import TrainData, TrainJob, TrainResult, pick_device, train
 
@@ -129,7 +129,18 @@ def base_network(ws: Workspace, half: str) -> BaseNetwork:
                        "train_s": time.time() - start}
 
     cached = BaseCache(Path(cfg.cache_dir).absolute()).get_or_train(fields, train_base)
-    model = ws.new_model(task.num_classes, 0)
+    return _loaded(ws, half, cached)
+
+
+def cached_base_network(ws: Workspace, half: str) -> BaseNetwork | None:
+    """The base network of ``half`` if the cache holds it (loading is cheap), else None: it is
+    never trained for this."""
+    cached = BaseCache(Path(ws.cfg.cache_dir).absolute()).get(base_fields(ws.cfg, half))
+    return None if cached is None else _loaded(ws, half, cached)
+
+
+def _loaded(ws: Workspace, half: str, cached: CachedBase) -> BaseNetwork:
+    model = ws.new_model(ws.task(half).num_classes, 0)
     model.load_state_dict(cached.state)
     return BaseNetwork(model, cached)
 
@@ -155,6 +166,16 @@ def source_state(ws: Workspace) -> Source:
         state, origin = external_state(cfg.source, cfg.model)
         return Source(state, [], origin)
     return Source(None, [], None)
+
+
+def source_network(ws: Workspace, source: Source) -> TransferNet | None:
+    """The source as a network of the run's model (every block copied; its head is unused),
+    None when the blocks are not copied from anywhere (the random control)."""
+    if source.state is None:
+        return None
+    model = ws.new_model(ws.task(ws.cfg.target).num_classes, 0)
+    copy_blocks(model, source.state, model.num_transferable)
+    return model
 
 
 @dataclass

@@ -16,11 +16,13 @@ from benchmark.checkpoint import Checkpoint
 from benchmark.data import nominal_image_size
 from benchmark.errors import RunDiverged
 from benchmark.models import block_names
-from benchmark.networks import Workspace, base_network, target_network
+from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_base_network,
+                                derive_seed, source_network, target_network)
 from benchmark.preflight import check_config
 from benchmark.protocol import check_layer, layer_name, other_half, run_label, source_half
 from benchmark.results import (CHECKPOINT_FILE, RESULT_FILE, config_fingerprint, finished_result,
                                provenance, write_result)
+from benchmark.similarity import Probe, base_vs_base, vs_source
 from benchmark.tracking import Tracker, run_id
 from benchmark.train import evaluate
 
@@ -96,8 +98,11 @@ def _train(ws: Workspace, label: str, tracker: Tracker, checkpoint: Checkpoint) 
     cost = {"bases": bases, "feature_cache": target.fitted.feature_cache, "train_s": target.train_s}
     if target.fitted.frozen_step_fraction is not None:
         cost["frozen_step_fraction"] = target.fitted.frozen_step_fraction
+    probe = _probe(ws)
+    source = source_network(ws, target.source) if probe else None
+    similarity = vs_source(target.model, source, probe) if source is not None else None
     return {"metrics": target.fitted.result.metrics(), "history": target.fitted.result.history,
-            "cost": cost, "source_network": target.source.origin}
+            "cost": cost, "source_network": target.source.origin, "similarity": similarity}
 
 
 def _base_run(ws: Workspace, on_epoch) -> dict[str, Any]:
@@ -113,7 +118,30 @@ def _base_run(ws: Workspace, on_epoch) -> dict[str, Any]:
     best = max(h["val_top1"] for h in history)
     cost = {"bases": [_base_cost(b.cached) for b in (*warmed, base)], "feature_cache": False}
     return {"metrics": {**metrics, "top1_best": best}, "history": history, "cost": cost,
-            "network_file": str(base.cached.path)}
+            "network_file": str(base.cached.path), "similarity": _base_similarity(ws, base, warmed)}
+
+
+def _probe(ws: Workspace) -> Probe | None:
+    """The images the run's similarity is measured on; None when it is switched off."""
+    settings = ws.cfg.analysis.similarity
+    if not settings.enabled:
+        return None
+    return Probe.from_config(ws.task(ws.cfg.target).val, settings, derive_seed(ws.cfg.seed, "similarity"),
+                             ws.normalize, ws.device)
+
+
+def _base_similarity(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]) -> dict | None:
+    """baseB vs baseA when the other half's base is in memory or cached (never trained for it)."""
+    probe = _probe(ws)
+    if probe is None or not (ws.split.A and ws.split.B):
+        return None
+    half = other_half(ws.cfg.target)
+    other = warmed[0] if warmed else cached_base_network(ws, half)
+    if other is None:
+        log.info("base%s is not trained yet: base-vs-base similarity is measured by a base run "
+                 "that finds it (e.g. a sweep's first wave)", half)
+        return None
+    return base_vs_base(base.model, other.model, probe)
 
 
 def _base_cost(cached) -> dict:

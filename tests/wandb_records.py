@@ -8,6 +8,7 @@ fragments (FULL=1, FIRST=2, MIDDLE=3, LAST=4) behind a 7-byte header
 from __future__ import annotations
 
 import struct
+import time
 from pathlib import Path
 
 from wandb.proto import wandb_internal_pb2
@@ -62,3 +63,14 @@ def run_id_and_steps(path: Path) -> tuple[str, list[int]]:
         elif kind == "history":
             steps.append(record.history.step.num)
     return run_id, steps
+
+
+def closed_records(path: Path, timeout: float = 60) -> list[wandb_internal_pb2.Record]:
+    """The records of a run file once W&B has written its ``exit`` record: in-process runs
+    return from ``finish()`` before W&B's service has flushed everything to the file."""
+    deadline = time.time() + timeout
+    while True:
+        found = records(path)
+        if any(r.WhichOneof("record_type") == "exit" for r in found) or time.time() > deadline:
+            return found
+        time.sleep(0.2)

@@ -2,7 +2,8 @@
 
 ``aggregate(sweep_dir)`` writes, into ``sweep_dir``: results.csv (one row per
 run), summary.json (curve, derived quantities, failed runs, unreadable files),
-generality.png / .pdf (paper Figure 2 style) and table.tex (booktabs).
+generality.png / .pdf (paper Figure 2 style), table.tex (booktabs) and, when the
+runs measured layer similarity, similarity.png / .pdf.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from benchmark.analysis.curve import build_summary, curve_rows, pooled_settings
 from benchmark.analysis.export import write_json, write_results_csv
 from benchmark.analysis.figure import plot_generality
 from benchmark.analysis.reference import load_reference
+from benchmark.analysis.similarity import plot_similarity, similarity_summary
 from benchmark.analysis.table import write_table
 from benchmark.errors import UserError
 
@@ -28,7 +30,8 @@ class AnalysisError(UserError):
 
 @dataclass(frozen=True)
 class Report:
-    """What :func:`aggregate` wrote: ``paths`` by kind (csv, summary, png, pdf, table)."""
+    """What :func:`aggregate` wrote: ``paths`` by kind (csv, summary, png, pdf, table,
+    similarity_png, similarity_pdf)."""
 
     summary: dict
     paths: dict[str, Path]
@@ -54,6 +57,7 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     summary["runs"]["duplicates"] = len(collection.duplicates)
     summary["problems"] = collection.problems
     summary["cost"] = sweep_cost(collection.results)
+    summary["similarity"] = similarity_summary(collection.results)
     png, pdf = plot_generality(summary, sweep / "generality", paper)
     paths = {
         "csv": write_results_csv(collection.results, sweep / "results.csv"),
@@ -62,6 +66,9 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         "pdf": pdf,
         "table": write_table(summary, sweep / "table.tex"),
     }
+    if summary["similarity"]:
+        paths["similarity_png"], paths["similarity_pdf"] = plot_similarity(
+            summary["similarity"], summary["derived"]["generality"], sweep / "similarity")
     return Report(summary, paths)
 
 

@@ -6,10 +6,11 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from benchmark.protocol import HALVES, LAYER_RULE, TREATMENTS, EVERY_LAYER
+from benchmark.protocol import EVERY_LAYER, HALVES, LAYER_RULE, TREATMENTS
 from benchmark.results import METRICS
 from benchmark.schema.keys import (Check, at_least, between, key, one_of, optional, positive,
                                    seed_range, store)
+from benchmark.similarity import MIN_BATCH, POOLS
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -60,9 +61,20 @@ class Wandb:
 
 
 @dataclass
+class Similarity:
+    """analysis.similarity: linear CKA of block outputs (benchmark/similarity.py)."""
+
+    enabled: bool = key()
+    images: int = key(at_least(MIN_BATCH))
+    pool: str = key(one_of(POOLS))
+    batch_size: int = key(at_least(MIN_BATCH))
+
+
+@dataclass
 class Analysis:
     reference: Optional[str] = key(_reference())
     metric: str = key(one_of(METRICS))
+    similarity: Similarity = key()
 
 
 @dataclass

@@ -70,6 +70,10 @@ class BaseCache:
             log.warning("cached base network %s is corrupt (%s); retraining it", model_path, error)
             return None
 
+    def get(self, fields: dict[str, Any]) -> CachedBase | None:
+        """The cached base for ``fields`` if it is there and intact; never trains one."""
+        return self._load(cache_key(fields))
+
     def get_or_train(self, fields: dict[str, Any],
                      train_fn: Callable[[Path], tuple[dict[str, torch.Tensor], dict[str, Any]]]
                      ) -> CachedBase:

@@ -9,6 +9,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.analysis import AnalysisError, Report, aggregate, curve_rows, pooled_settings
+from benchmark.analysis.similarity import similarity_objects
 from benchmark.protocol import BASE
 from benchmark.sweep.progress import progress_line
 from benchmark.tracking import Tracker, run_id
@@ -77,5 +78,8 @@ def _wandb_objects(rows: list[dict], report: Report) -> dict[str, Any]:
     ys = [[by_key.get((s, n)) for n in ns] for s in series]
     chart = wandb.plot.line_series(xs=ns, ys=ys, keys=series, title="Generality curve",
                                    xname="layer n")
-    return {"generality_table": table, "generality_curve": chart,
-            "generality_figure": wandb.Image(str(report.paths["png"]))}
+    objects = {"generality_table": table, "generality_curve": chart,
+               "generality_figure": wandb.Image(str(report.paths["png"]))}
+    if "similarity_png" in report.paths:
+        objects.update(similarity_objects(report.summary["similarity"], report.paths["similarity_png"]))
+    return objects

@@ -1,0 +1,162 @@
+"""Layer similarity (linear CKA, measured by the runs: benchmark/similarity.py) beside the
+generality curve: aggregated into summary.json's ``similarity`` and drawn as similarity.png/.pdf.
+
+- ``base_vs_base``: the L x L matrix CKA(block i of baseB, block j of baseA) averaged over
+  seeds and targets (rows: the target half's base, in target-B names), with its diagonal per
+  layer n (mean and CI);
+- ``vs_source``: per copying series and n, each block's CKA against the same block of the
+  source, and two curves: ``copied`` (block n, the top copied block: 1 when frozen, how far
+  fine-tuning moved it otherwise) and ``retrained`` (the mean over the re-trained blocks above n).
+"""
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from benchmark.analysis.curve import layer_names, role
+from benchmark.analysis.figure import RC
+from benchmark.analysis.stats import ci_half_width, describe
+from benchmark.protocol import SERIES, SERIES_BY_KEY
+from benchmark.storage import atomic_write
+
+
+def similarity_summary(results: Iterable[dict]) -> dict | None:
+    """summary.json's ``similarity`` from the ok runs that measured it; None when none did.
+    Runs whose measurement failed (a constant block) are listed under ``errors``."""
+    measured = [r for r in results if r.get("status") == "ok" and r.get("similarity")]
+    if not measured:
+        return None
+    ok = [r for r in measured if "error" not in r["similarity"]]
+    depth = Counter(len(r.get("blocks") or []) for r in ok).most_common(1)[0][0] if ok else 0
+    ok = [r for r in ok if len(r.get("blocks") or []) == depth]  # one model's depth per figure
+    settings = {key: sorted({r["similarity"][key] for r in measured}) for key in ("images", "pool")}
+    return {
+        "blocks": layer_names(ok),
+        "settings": settings,
+        "base_vs_base": _base_vs_base(r["similarity"]["base_vs_base"] for r in ok
+                                      if "base_vs_base" in r["similarity"]),
+        "vs_source": _vs_source([r for r in ok if "vs_source" in r["similarity"]]),
+        "errors": [{"label": r["label"], "seed": r["seed"], "error": r["similarity"]["error"]}
+                   for r in measured if "error" in r["similarity"]],
+        "seconds_total": round(sum(r["similarity"].get("seconds", 0.0) for r in measured), 3),
+    }
+
+
+def _base_vs_base(matrices: Iterable[list[list[float]]]) -> dict | None:
+    stack = np.array(list(matrices), dtype=float)
+    if not stack.size:
+        return None
+    diagonal = np.diagonal(stack, axis1=1, axis2=2)
+    return {"rows": "baseB", "columns": "baseA", "count": len(stack),
+            "matrix": stack.mean(axis=0).tolist(),
+            "diagonal": {str(n): describe(diagonal[:, n - 1].tolist())
+                         for n in range(1, diagonal.shape[1] + 1)}}
+
+
+def _vs_source(results: list[dict]) -> dict:
+    table: dict[str, dict[int, list[list[float]]]] = {}
+    for result in results:
+        table.setdefault(role(result), {}).setdefault(result["n"], []).append(result["similarity"]["vs_source"])
+    return {s.key: {str(n): _layer_point(np.array(rows), n) for n, rows in sorted(table[s.key].items())}
+            for s in SERIES if s.key in table}
+
+
+def _layer_point(rows: np.ndarray, n: int) -> dict:
+    """``rows``: one run's per-block CKA against its source per row."""
+    above = rows[:, n:]
+    return {"blocks": [describe(column.tolist()) for column in rows.T],
+            "copied": describe(rows[:, n - 1].tolist()),
+            "retrained": describe(above.mean(axis=1).tolist()) if above.shape[1] else None}
+
+
+def plot_similarity(similarity: dict, generality: dict, stem: Path) -> tuple[Path, Path]:
+    """Write ``stem``.png (200 dpi) and ``stem``.pdf: the base-vs-base heatmap (when measured),
+    its diagonal beside the generality curve AnB/baseB, and each series against its source."""
+    blocks = similarity["blocks"]
+    base = similarity["base_vs_base"]
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(15.0 if base else 6.0, 4.6), layout="constrained")
+        FigureCanvasAgg(fig)
+        axes = fig.subplots(1, 3 if base else 1, squeeze=False)[0]
+        if base:
+            _heatmap(axes[0], base, blocks)
+            _beside_generality(axes[1], base, generality, blocks)
+        _against_source(axes[-1], similarity["vs_source"], blocks)
+        paths = tuple(atomic_write(stem.with_suffix(suffix), lambda tmp, s=suffix: fig.savefig(
+            tmp, format=s[1:], dpi=200)) for suffix in (".png", ".pdf"))
+    return paths
+
+
+def _heatmap(ax: Axes, base: dict, blocks: dict[str, str]) -> None:
+    matrix = np.array(base["matrix"])
+    names = [blocks.get(str(n), str(n)) for n in range(1, len(matrix) + 1)]
+    image = ax.imshow(matrix, vmin=0.0, vmax=1.0, cmap="viridis")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7,
+                color="black" if value > 0.6 else "white")
+    ax.set_xticks(range(len(names)), names, rotation=45, fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("block of base$A$")
+    ax.set_ylabel("block of base$B$")
+    ax.set_title(f"Linear CKA, base$B$ vs base$A$ ({base['count']} pair(s))")
+    ax.figure.colorbar(image, ax=ax, shrink=0.8)
+
+
+def _beside_generality(ax: Axes, base: dict, generality: dict, blocks: dict[str, str]) -> None:
+    _curve(ax, base["diagonal"], "black", "o", "CKA(base$A$, base$B$) at block $n$")
+    _curve(ax, {n: p for n, p in generality.items() if p["count"]}, SERIES_BY_KEY["AnB"].color, "s",
+           "generality AnB / base$B$ (accuracy)", ls="--")
+    _decorate(ax, blocks, "Same layer of the two bases, and how well it transfers")
+
+
+def _against_source(ax: Axes, vs_source: dict, blocks: dict[str, str]) -> None:
+    for key, by_n in vs_source.items():
+        style = SERIES_BY_KEY[key]
+        if style.finetune:  # frozen copied blocks are 1 by construction
+            _curve(ax, {n: p["copied"] for n, p in by_n.items()}, style.color, style.marker,
+                   f"{key}: copied block $n$")
+        retrained = {n: p["retrained"] for n, p in by_n.items() if p["retrained"]}
+        _curve(ax, retrained, style.color, style.marker, f"{key}: re-trained blocks above $n$ (mean)",
+               ls=":")
+    _decorate(ax, blocks, "Each network vs its source, block by block")
+
+
+def _curve(ax: Axes, by_n: dict, color: str, marker: str, label: str, ls: str = "-") -> None:
+    if not by_n:
+        return
+    ns = sorted(int(n) for n in by_n)
+    points = [by_n[str(n)] for n in ns]
+    ax.errorbar(ns, [p["mean"] for p in points], yerr=[ci_half_width(p) or 0.0 for p in points],
+                color=color, marker=marker, ms=5, ls=ls, lw=1.5, capsize=2.5, label=label)
+
+
+def _decorate(ax: Axes, blocks: dict[str, str], title: str) -> None:
+    ns = [int(n) for n in blocks]
+    ax.set_xticks(ns, [f"{n}\n{blocks[str(n)]}" for n in ns], fontsize=7)
+    ax.set_ylim(0.0, 1.05)
+    ax.set_xlabel("layer $n$")
+    ax.set_ylabel("linear CKA / generality")
+    ax.set_title(title)
+    ax.grid(axis="y", color="0.93", lw=0.6)
+    ax.legend(loc="best", frameon=False, fontsize=7)
+
+
+
+def similarity_objects(similarity: dict, png: Path) -> dict:
+    """What the W&B summary run logs: the figure and the base-vs-base matrix as a table."""
+    import wandb
+
+    objects = {"similarity_figure": wandb.Image(str(png))}
+    base = similarity["base_vs_base"]
+    if base:
+        names = [similarity["blocks"].get(str(n), str(n)) for n in range(1, len(base["matrix"]) + 1)]
+        objects["similarity_base_vs_base"] = wandb.Table(
+            columns=["baseB block", *names], data=[[name, *row] for name, row in zip(names, base["matrix"])])
+    return objects
