@@ -29,9 +29,14 @@ POLL_S = 5.0  # how often the queue is read while the rest of a failed wave fini
 
 
 def queued_jobs(name: str) -> list[str]:
-    """Ids of this user's jobs named ``name`` still pending or running (squeue)."""
-    out = subprocess.run(["squeue", "--noheader", "--user", getpass.getuser(), "--name", name,
-                          "--format", "%i"], capture_output=True, text=True, timeout=60, check=True)
+    """Ids of this user's jobs named ``name`` still pending or running (squeue; none when
+    squeue does not answer: the error line is then given without waiting)."""
+    try:
+        out = subprocess.run(["squeue", "--noheader", "--user", getpass.getuser(), "--name", name,
+                              "--format", "%i"], capture_output=True, text=True, timeout=60, check=True)
+    except (OSError, subprocess.SubprocessError) as error:
+        log.warning("cannot read the queue (%s); not waiting for the sweep's other jobs", error)
+        return []
     return out.stdout.split()
 
 
