@@ -49,8 +49,10 @@ def _grid(name: str, *grid: str) -> tuple[str, ...]:
 
 def _start(sweep: Path, cache: Path, *args: str) -> subprocess.Popen:
     """``python -m benchmark ARGS`` on the cluster, in the background; its output goes to
-    ``sweep.out`` beside the sweep (kept for a look after the test)."""
+    ``sweep.out`` beside the sweep (kept for a look after the test; a re-run starts it anew)."""
     env = {**os.environ, "TRANSFERBENCH_CACHE": str(cache), "TQDM_DISABLE": "1"}
+    if _output(sweep).exists():
+        _output(sweep).rename(_output(sweep).with_suffix(".out.1"))
     with open(_output(sweep), "w") as out:
         return subprocess.Popen([sys.executable, "-m", "benchmark", "-m", *SLURM, *args,
                                  f"hydra.sweep.dir={sweep}"], cwd=sweep.parent, env=env,
@@ -206,10 +208,10 @@ def test_a_lost_node_loses_no_finished_run_and_the_rerun_finishes_the_rest(tmp_p
         pytest.skip("killing and restarting slurmd needs root on the node (scripts/slurm_local.sh)")
     name = "slurm-node"
     # jobs are not requeued after a node failure here, so the sweep itself has to finish them
-    args = _grid(name, "treatment=base,selffer", "n=0,2", "finetune=false,true", *SLOW,
-                 "+hydra.launcher.additional_parameters.no_requeue=true")  # sbatch --no-requeue
+    args = _grid(name, "treatment=base,selffer", "n=0,2", "finetune=false,true", *SLOW)
+    no_requeue = "+hydra.launcher.additional_parameters.no_requeue=true"  # sbatch --no-requeue
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
-    proc = _start(sweep, cache, *args)
+    proc = _start(sweep, cache, *args, no_requeue)
 
     def one_done_one_training() -> bool:  # in the second wave
         done = {p.parent for p in sweep.glob("*/result.json")} - {sweep / "baseB-seed0"}
@@ -225,7 +227,7 @@ def test_a_lost_node_loses_no_finished_run_and_the_rerun_finishes_the_rest(tmp_p
     assert {p: p.read_bytes() for p in sweep.glob("*/result.json")} == finished
     assert [row["state"] for row in _allocations(_job_id(lost[0]))] == ["NODE_FAIL"]
 
-    code, out = _finish(_start(sweep, cache, *args), sweep)  # the same command again
+    code, out = _finish(_start(sweep, cache, *args, no_requeue), sweep)  # the same command again
     assert code == 0, out[-3000:]
     assert all(path.read_bytes() == content for path, content in finished.items())
     for run in finished:
@@ -251,8 +253,9 @@ def test_a_run_longer_than_its_time_limit_goes_on_over_several_allocations(tmp_p
     code, out = _finish(proc, sweep)
     assert code == 0, out[-3000:]
     states = [row["state"] for row in _allocations(_job_id(sweep / "baseB-seed0"))]
-    assert len(states) >= 2 and states[-1] == "COMPLETED", states
-    assert set(states[:-1]) == {"REQUEUED"}, states  # submitit requeued it before each time limit
+    # submitit requeued it before each time limit; the last allocation wrote the result (it can
+    # still end FAILED when the signal of its time limit hits while the process exits)
+    assert len(states) >= 2 and set(states[:-1]) == {"REQUEUED"}, states
     log = _logs(sweep, "baseB-seed0")
     assert log.count("resuming from") == len(states) - 1
     assert sweep_numbers(sweep) == sweep_numbers(expected)
