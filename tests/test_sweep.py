@@ -1,4 +1,5 @@
 """A real multirun: base networks trained once, aggregation, W&B offline, resume, joblib."""
+import csv
 import json
 import os
 import signal
