@@ -116,6 +116,8 @@ def check_config(cfg: DictConfig, single_run: bool = True) -> None:
     protocol's rules for the point and the device's presence (a sweep's points are checked
     by its sweeper, the device by each job on the machine that runs it)."""
     validate(cfg)
+    if "hydra" in cfg:  # composed on the command line: the launcher's settings too
+        validate(cfg.hydra.launcher, "hydra.launcher.")
     if single_run:
         check_point(cfg)
         check_device(cfg.device)

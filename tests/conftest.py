@@ -3,9 +3,11 @@ subprocess, or in-process through the console script's own entry point)."""
 from __future__ import annotations
 
 import contextlib
+import csv
 import io
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -63,6 +65,19 @@ def run_cli(*args: str, cwd: Path, env: dict | None = None, timeout: int = 300
     return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=cwd,
                           env={**os.environ, **_cli_env(cwd, env)}, capture_output=True, text=True,
                           timeout=timeout)
+
+
+def base_trainings(sweep: Path) -> list[str]:
+    """``baseA`` / ``baseB`` for every base-network training that the sweep's run logs report."""
+    logs = "".join(p.read_text() for p in sweep.glob("*/*.log"))
+    return re.findall(r"training (base[AB])", logs)
+
+
+def sweep_numbers(sweep: Path) -> list[tuple]:
+    """The metrics of every run of a finished sweep (its results.csv), sorted."""
+    with open(sweep / "results.csv") as f:
+        return sorted((r["label"], r["seed"], r["top1"], r["top5"], r["loss"], r["top1_best"])
+                      for r in csv.DictReader(f))
 
 
 @dataclass

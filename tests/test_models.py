@@ -9,6 +9,7 @@ import torch
 import torchvision
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.config import compose_config
 from benchmark.errors import UserError
 from benchmark.flops import block_forward_flops
 from benchmark.models import TransferNet, block_names, build_model, pretrained_state, to_our_layout
@@ -21,8 +22,8 @@ TINY_VIT = {"hidden_dim": 32, "num_heads": 2, "mlp_dim": 64}
 
 
 def model_cfg(name: str, **overrides) -> DictConfig:
-    """``conf/model/<name>.yaml`` with ``model.<key>=value`` overrides."""
-    return OmegaConf.merge(OmegaConf.load(MODEL_DIR / f"{name}.yaml"), overrides)
+    """The ``model`` group's option ``name`` as composed, with ``model.<key>=value`` overrides."""
+    return OmegaConf.merge(compose_config(f"model={name}").model, overrides)
 
 
 def residual_blocks(depths: tuple[int, ...]) -> list[str]:

@@ -7,6 +7,7 @@ through the console script's entry point, with no traceback and no result writte
 """
 from __future__ import annotations
 
+import dataclasses
 import typing
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from benchmark.schema import Leaf, schema_leaves, validate
 from conftest import run_main
 
 GROUPS = ("dataset", "model", "train", "split")
+LAUNCHERS = ("local", "slurm")  # the launchers conf/hydra/launcher/ configures
 
 
 def _options(group: str) -> list[str]:
@@ -30,13 +32,19 @@ def _selections() -> list[tuple[str, ...]]:
 
 
 def _keys() -> list[tuple[tuple[str, ...], Leaf]]:
-    """Each schema key once, with the group option that has it (the first that does)."""
+    """Each schema key once, with the group option that has it (the first that does), and
+    the keys of each launcher's schema (as ``hydra.launcher.KEY``)."""
     seen, keys = set(), []
     for selection in _selections():
         for leaf in schema_leaves(compose_config(*selection)):
             if leaf.path not in seen and leaf.type is not typing.Any:
                 seen.add(leaf.path)
                 keys.append((selection, leaf))
+    for launcher in LAUNCHERS:
+        selection = (f"hydra/launcher={launcher}",)
+        launcher_cfg = compose_config(*selection, hydra_config=True).hydra.launcher
+        keys += [(selection, dataclasses.replace(leaf, path=f"hydra.launcher.{leaf.path}"))
+                 for leaf in schema_leaves(launcher_cfg) if leaf.type is not typing.Any]
     return keys
 
 
@@ -117,8 +125,9 @@ def test_a_value_its_rule_refuses_is_refused_in_one_line(tmp_path, selection, le
 
 def test_the_example_each_rule_suggests_passes_it():
     for selection, leaf, check in RULED:
-        cfg = compose_config(*selection, f"{leaf.path}={_written(check.example)}")
+        cfg = compose_config(*selection, f"{leaf.path}={_written(check.example)}", hydra_config=True)
         validate(cfg)
+        validate(cfg.hydra.launcher)
 
 
 def _written(value: object) -> str:

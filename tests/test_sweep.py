@@ -2,7 +2,6 @@
 import csv
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import run_cli
+from conftest import base_trainings, run_cli, sweep_numbers
 from wandb_records import summary_and_run
 
 GRID = ["treatment=base,selffer,transfer", "n=0,2,5", "finetune=false,true", "target=B"]
@@ -23,18 +22,13 @@ def _sweep(tmp_path: Path, *extra: str):
                    cwd=tmp_path, timeout=600)
 
 
-def _base_trainings(sweep: Path) -> list[str]:
-    logs = "".join(p.read_text() for p in sweep.glob("*/*.log"))
-    return re.findall(r"training (base[AB])", logs)
-
-
 def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
     proc = _sweep(tmp_path, "wandb.mode=offline")
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
     runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
     assert len(runs) == 1 + 2 * 2 * 2  # baseB + {BnB, AnB} x {frozen, +} x n in {2, 5}
-    assert sorted(_base_trainings(sweep)) == ["baseA", "baseB"]
+    assert sorted(base_trainings(sweep)) == ["baseA", "baseB"]
     assert all((sweep / name).stat().st_size > 0 for name in OUTPUTS)
     summary = json.loads((sweep / "summary.json").read_text())
     assert summary["runs"] == {"total": 9, "ok": 9, "failed": 0, "duplicates": 0}
@@ -54,7 +48,7 @@ def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
     before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/result.json")}
     again = _sweep(tmp_path, "wandb.mode=disabled")
     assert again.returncode == 0, again.stderr[-3000:]
-    assert sorted(_base_trainings(sweep)) == ["baseA", "baseB"]  # nothing retrained
+    assert sorted(base_trainings(sweep)) == ["baseA", "baseB"]  # nothing retrained
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p.parent.name != "BnB+2-seed0")
     assert json.loads((sweep / "AnB5-seed0" / "result.json").read_text())["status"] == "ok"
     assert json.loads((sweep / "BnB+2-seed0" / "result.json").read_text())["status"] == "ok"
@@ -66,7 +60,7 @@ def test_joblib_launcher_runs_in_parallel_without_training_a_base_twice(tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
     assert len(list(sweep.glob("*/result.json"))) == 9
-    assert sorted(_base_trainings(sweep)) == ["baseA", "baseB"]
+    assert sorted(base_trainings(sweep)) == ["baseA", "baseB"]
     assert (sweep / "summary.json").exists()
 
 
@@ -77,12 +71,6 @@ def _local_sweep(sweep: Path, cache: Path) -> subprocess.Popen:
                              f"hydra.sweep.dir={sweep}"], cwd=sweep.parent, env=env,
                             start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)
-
-
-def _numbers(sweep: Path) -> list[tuple]:
-    with open(sweep / "results.csv") as f:
-        return sorted((r["label"], r["seed"], r["top1"], r["top5"], r["loss"], r["top1_best"])
-                      for r in csv.DictReader(f))
 
 
 @pytest.mark.slow  # minutes of real end-to-end work: .ci/run runs it after the default suite
@@ -101,8 +89,8 @@ def test_local_launcher_sweep_killed_and_resumed_equals_an_uninterrupted_one(tmp
     resumed = _local_sweep(sweep, tmp_path / "cache")
     assert resumed.wait(timeout=600) == 0, resumed.stdout.read()[-3000:]
     assert len(list(sweep.glob("*/result.json"))) == 9
-    assert _numbers(sweep) == _numbers(tmp_path / "reference")
-    assert sorted(set(_base_trainings(sweep))) == ["baseA", "baseB"]
+    assert sweep_numbers(sweep) == sweep_numbers(tmp_path / "reference")
+    assert sorted(set(base_trainings(sweep))) == ["baseA", "baseB"]
 
 
 def test_a_diverging_run_is_recorded_failed_and_the_sweep_goes_on(tmp_path):

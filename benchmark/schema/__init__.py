@@ -15,4 +15,4 @@ __all__ = ["Check", "Leaf", "register", "schema_leaves", "type_error", "validate
 
 def register() -> None:
     """Store every schema in Hydra's ConfigStore (before the first composition)."""
-    from benchmark.schema import config, dataset, model, split, train  # noqa: F401  (each stores its own)
+    from benchmark.schema import config, dataset, launcher, model, split, train  # noqa: F401  (each stores its own)

@@ -108,16 +108,18 @@ def schema_leaves(cfg: DictConfig, prefix: str = "") -> Iterator[Leaf]:
             yield Leaf(path, hints[f.name], tuple(f.metadata.get("checks", ())))
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise :class:`UserError` for the first value its key's checks refuse."""
+def validate(cfg: DictConfig, prefix: str = "") -> None:
+    """Raise :class:`UserError` for the first value its key's checks refuse (``prefix``:
+    where ``cfg`` sits in the whole config, for the message)."""
     for leaf in schema_leaves(cfg):
         parent_path, _, name = leaf.path.rpartition(".")
         parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
         value = parent[name]
         for check in leaf.checks:
             if not check.ok(value, parent):
-                raise UserError(f"{leaf.path}={_written(value)} {check.rule}; fix it, e.g. "
-                                f"{leaf.path}={_written(check.example)}")
+                where = prefix + leaf.path
+                raise UserError(f"{where}={_written(value)} {check.rule}; fix it, e.g. "
+                                f"{where}={_written(check.example)}")
 
 
 def _written(value: Any) -> str:
@@ -142,7 +144,8 @@ def type_words(kind: Any) -> tuple[str, str]:
             return f"{words} or null", example
         return " or ".join(type_words(a)[0] for a in args), type_words(args[0])[1]
     if typing.get_origin(kind) in (list, typing.List):
-        words, example = type_words(args[0]) if args else ("a value", "x")
+        words, example = type_words(args[0]) if args else ("a value", None)
+        example = example or "a"
         return f"a list of {words.removeprefix('a ').removeprefix('an ')}s", f"[{example},{example}]"
     return {int: ("a whole number", "1"), float: ("a number", "0.5"), bool: ("true or false", "true"),
             str: ("a string", None)}.get(kind, ("a value of type " + getattr(kind, "__name__", str(kind)), "..."))
