@@ -120,7 +120,7 @@ def test_welch_p():
 
 
 def test_outputs_written(report, sweep):
-    assert set(report.paths) == {"csv", "summary", "png", "pdf", "table"}
+    assert set(report.paths) == {"csv", "summary", "png", "pdf", "table", "findings"}
     assert report.paths["png"].read_bytes().startswith(b"\x89PNG")
     assert report.paths["pdf"].read_bytes().startswith(b"%PDF")
     for path in report.paths.values():
@@ -143,7 +143,10 @@ def test_series_pool_both_directions_with_t_interval(report):
     assert point["count"] == 6
     assert point["mean"] == pytest.approx(np.mean(values))
     assert point["ci95"] == pytest.approx([low, high])
-    assert point["p_vs_base"] == pytest.approx(stats.ttest_ind(values, bases(), equal_var=False).pvalue)
+    # runs pair with the base run of their seed and target: a paired t-test
+    assert point["vs_base"]["test"] == "paired t"
+    assert point["p_vs_base"] == pytest.approx(stats.ttest_rel(values, bases()).pvalue)
+    assert point["vs_base"]["mean"] == pytest.approx(np.mean(values) - np.mean(bases()))
     assert report.summary["base"]["mean"] == pytest.approx(np.mean(bases()))
 
 

@@ -1,25 +1,32 @@
 """Aggregate a sweep's result.json files into the generality curve and its reports.
 
 ``aggregate(sweep_dir)`` writes, into ``sweep_dir``: results.csv (one row per
-run), summary.json (curve, derived quantities, failed runs, unreadable files),
-generality.png / .pdf (paper Figure 2 style) and table.tex (booktabs).
+run), summary.json (curve, derived quantities, the paper's findings tested, sanity
+checks, failed runs, unreadable files), generality.png / .pdf (paper Figure 2 style),
+table.tex (booktabs) and findings.md.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+
+from omegaconf import OmegaConf
 
 from benchmark.analysis.collect import Collection, collect
 from benchmark.analysis.cost import sweep_cost
 from benchmark.analysis.curve import build_summary, curve_rows, pooled_settings
 from benchmark.analysis.export import write_json, write_results_csv
 from benchmark.analysis.figure import plot_generality
+from benchmark.analysis.findings import findings_settings, test_findings
+from benchmark.analysis.findings_table import findings_rows, render_findings, write_findings
 from benchmark.analysis.reference import load_reference
+from benchmark.analysis.sanity import sanity_checks
 from benchmark.analysis.table import write_table
 from benchmark.errors import UserError
 
-__all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "curve_rows", "load_reference",
-           "pooled_settings"]
+__all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "curve_rows", "default_findings",
+           "findings_rows", "load_reference", "pooled_settings", "render_findings"]
 
 
 class AnalysisError(UserError):
@@ -34,12 +41,15 @@ class Report:
     paths: dict[str, Path]
 
 
-def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str = "top1") -> Report:
+def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str = "top1",
+              findings: Mapping | None = None) -> Report:
     """Aggregate every result.json under ``sweep_dir`` and write the reports next to them.
 
-    ``reference`` (e.g. "yosinski2014") adds the paper's curve as a second figure panel.
+    ``reference`` (e.g. "yosinski2014") adds the paper's curve as a second figure panel;
+    ``findings`` is ``analysis.findings`` (default: conf/config.yaml's).
     Raises AnalysisError when there is nothing usable to aggregate.
     """
+    settings = findings_settings(findings if findings is not None else default_findings())
     sweep = Path(sweep_dir)
     if not sweep.is_dir():
         raise AnalysisError(f"sweep directory {sweep} does not exist; pass the directory a sweep "
@@ -54,6 +64,8 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     summary["runs"]["duplicates"] = len(collection.duplicates)
     summary["problems"] = collection.problems
     summary["cost"] = sweep_cost(collection.results)
+    summary["findings"] = test_findings(collection.results, metric, settings)
+    summary["sanity"] = sanity_checks(collection.results, metric, settings)
     png, pdf = plot_generality(summary, sweep / "generality", paper)
     paths = {
         "csv": write_results_csv(collection.results, sweep / "results.csv"),
@@ -61,8 +73,16 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         "png": png,
         "pdf": pdf,
         "table": write_table(summary, sweep / "table.tex"),
+        "findings": write_findings(summary, sweep / "findings.md"),
     }
     return Report(summary, paths)
+
+
+def default_findings() -> Mapping:
+    """``analysis.findings`` as conf/config.yaml sets it."""
+    from benchmark.config import compose_config
+
+    return OmegaConf.to_container(compose_config().analysis.findings)
 
 
 def _check_usable(sweep: Path, collection: Collection, metric: str) -> None:

@@ -6,7 +6,8 @@ from pathlib import Path
 from benchmark.analysis.curve import metric_label
 from benchmark.analysis.export import write_text
 from benchmark.analysis.stats import ci_half_width
-from benchmark.protocol import SERIES
+from benchmark.protocol import SERIES, SERIES_BY_KEY, SOURCE_BASE
+
 SIGNIFICANCE = 0.05
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -30,8 +31,12 @@ def render_table(summary: dict) -> str:
         rf"\begin{{tabular}}{{rl{'c' * len(headers)}}}", r"\toprule",
         " & ".join(["$n$", "block", *headers]) + r" \\", r"\midrule",
         rf"base$B$ & & \multicolumn{{{len(headers)}}}{{c}}{{{_cell(summary['base'], scale)}}} \\",
-        r"\midrule",
     ]
+    source = summary.get("source_base") or {"count": 0}
+    if source["count"]:
+        lines.append(rf"{SERIES_BY_KEY[SOURCE_BASE].latex} (source, on $A$) & & "
+                     rf"\multicolumn{{{len(headers)}}}{{c}}{{{_cell(source, scale)}}} \\")
+    lines.append(r"\midrule")
     lines += [" & ".join([str(n), latex_escape(blocks.get(str(n), "")),
                           *(_cell(summary["series"][s.key].get(str(n)), scale) for s in columns)])
               + r" \\" for n in ns]
