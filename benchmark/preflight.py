@@ -13,8 +13,9 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException, OverrideParseException
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from benchmark.analysis.findings import findings_settings
 from benchmark.config import compose_config
 from benchmark.errors import UserError
 
@@ -92,6 +93,7 @@ def check_config(cfg: DictConfig) -> None:
     if cfg.wandb.mode not in ("auto", "online", "offline", "disabled"):
         raise UserError(f"wandb.mode={cfg.wandb.mode} is unknown; use auto, online, offline or disabled")
     _check_train(cfg.train)
+    findings_settings(OmegaConf.to_container(cfg.analysis.findings, resolve=True))
 
 
 def _check_train(train: DictConfig) -> None:

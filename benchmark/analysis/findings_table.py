@@ -12,19 +12,28 @@ COLUMNS = ("#", "finding", "layers n", "test", "estimate [95% CI] (points)", "p"
 def render_findings(summary: dict, title: str = "Findings of Yosinski et al. 2014 on this sweep") -> str:
     """Header (setting, regime, sanity warnings), the table, then each finding's details."""
     block = summary["findings"]
-    lines = [f"# {title}", ""]
-    setting = "; ".join(f"{key} {', '.join(values)}" for key, values in summary["meta"].items() if values)
-    lines += [f"Setting: {setting}. Metric: {summary['metric']}.",
-              f"Regime: {summary['sanity']['regime']}.", ""]
-    lines += [f"**Warning:** {warning}" for warning in summary["sanity"]["warnings"]]
+    lines = [f"# {title}", "", findings_text(summary)]
     if block.get("skipped"):
-        return "\n".join([*lines, f"No findings tested: {block['skipped']}.", ""])
-    lines += ["", findings_rows(block["findings"]), "", "Details:", ""]
+        return "\n".join(lines) + "\n"
+    lines += ["", "Details:", ""]
     for finding in block["findings"]:
         lines.append(f"{finding['id']}. {finding['detail']}.")
         if finding["missing"]:
             lines.append(f"   Missing: {'; '.join(finding['missing'])}.")
     return "\n".join(lines) + "\n"
+
+
+def findings_text(summary: dict) -> str:
+    """Setting, regime, sanity warnings and the findings table (printed at the end of a sweep)."""
+    block = summary["findings"]
+    lines = []
+    setting = "; ".join(f"{key} {', '.join(values)}" for key, values in summary["meta"].items() if values)
+    lines += [f"Setting: {setting}. Metric: {summary['metric']}.",
+              f"Regime: {summary['sanity']['regime']}.", ""]
+    lines += [f"**Warning:** {warning}" for warning in summary["sanity"]["warnings"]]
+    if block.get("skipped"):
+        return "\n".join([*lines, f"No findings tested: {block['skipped']}."])
+    return "\n".join([*lines, "", findings_rows(block["findings"])])
 
 
 def findings_rows(findings: list[dict]) -> str:
