@@ -168,3 +168,11 @@ def test_sanity_checks_name_under_training_and_the_regime(tmp_path):
     small = run("transfer", 1, False, 0, 60.0) | {"train_per_class": 20}
     write_result(tmp_path / "small" / "AnB1-seed0", small)
     assert "small-target-data" in aggregate(tmp_path / "small").summary["sanity"]["regime"]
+
+
+def test_a_run_checks_the_findings_settings_before_it_starts():
+    from benchmark.config import compose_config
+    from benchmark.preflight import check_config
+
+    with pytest.raises(UserError, match=r"analysis.findings.far_points=-1 is out of range"):
+        check_config(compose_config("analysis.findings.far_points=-1"))

@@ -20,7 +20,7 @@ from benchmark.analysis.findings import FindingsSettings, test_findings
 from benchmark.analysis.findings_table import findings_rows
 from benchmark.analysis.stats import ci_half_width
 from benchmark.protocol import SERIES_BY_KEY
-from benchmark.results import NOT_DETERMINING_RESULT
+from benchmark.results import NOT_DETERMINING_DATA, NOT_DETERMINING_DATASET, NOT_DETERMINING_RESULT
 from benchmark.storage import atomic_write
 from benchmark.tracking import flatten
 
@@ -50,10 +50,12 @@ def sweep_labels(configs: Sequence[list[dict]]) -> list[str]:
 
 def _constant_keys(configs: list[dict]) -> dict:
     flat = [flatten(config) for config in configs]
-    skip = (*RUN_KEYS, *NOT_DETERMINING_RESULT)
+    skip = {*RUN_KEYS, *NOT_DETERMINING_RESULT, *(f"data.{k}" for k in NOT_DETERMINING_DATA),
+            *(f"dataset.{k}" for k in NOT_DETERMINING_DATASET)}
     keys = set.intersection(*(set(f) for f in flat)) if flat else set()
     return {k: flat[0][k] for k in keys
-            if k.split(".")[0] not in skip and len({repr(f[k]) for f in flat}) == 1}
+            if not {k.split(".")[0], ".".join(k.split(".")[:2])} & skip
+            and len({repr(f[k]) for f in flat}) == 1}
 
 
 def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: FindingsSettings

@@ -54,7 +54,7 @@ def _cell(point: dict | None, scale: float) -> str:
     digits = 1 if scale == 100.0 else 3
     half = ci_half_width(point)
     spread = "" if half is None else rf" \pm {half * scale:.{digits}f}"
-    p = point.get("p_vs_base")
+    p = (point.get("vs_base") or {}).get("p_holm")
     star = "^{*}" if p is not None and p < SIGNIFICANCE else ""
     return f"${point['mean'] * scale:.{digits}f}{spread}{star}$"
 
@@ -68,7 +68,8 @@ def _caption(summary: dict, scale: float) -> str:
         f"{latex_escape(metric_label(summary['metric']))}{unit} on the target task by the layer $n$ up to which "
         r"the network is copied, mean $\pm$ 95\% confidence half-width (Student $t$) over "
         f"{_span(min(counts), max(counts))} runs per cell; "
-        rf"$^{{*}}$: differs from base$B$ (Welch $t$-test, $p<{SIGNIFICANCE}$)."
+        rf"$^{{*}}$: differs from base$B$ (paired $t$-test on runs of the same seed and target, "
+        rf"Welch's where runs do not pair; Holm-corrected across $n$; $p<{SIGNIFICANCE}$)."
     )
     if setting:
         text += f" Setting: {latex_escape(setting)}."
