@@ -8,11 +8,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from benchmark.protocol import TREATMENTS
+from benchmark.results import SOURCE_FOR
 from benchmark.storage import atomic_write_bytes
 
 METRICS = ("top1", "top5", "loss", "top1_best")
 RUN_FIELDS = ("label", "treatment", "n", "block", "finetune", "source", "target", "seed", "status")
-TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", "path")
+TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", SOURCE_FOR, "path")
 
 
 def write_text(path: Path, text: str) -> Path:
