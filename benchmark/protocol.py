@@ -66,10 +66,13 @@ class Series:
     offset: float = 0.0
     face: str | None = None  # marker face colour (default: color)
     panel: str = "main"      # "main" | "control"
+    source_base: bool = False  # a base network reported as the source of transfer runs
 
 
 SERIES: tuple[Series, ...] = (
     Series("baseB", "base", False, "base$B$", "base$B$", "black", face="white"),
+    Series("baseA", "base", False, "base$A$ (source)", "base$A$", "#99000d", "s", 0.1,
+           face="white", source_base=True),
     Series("BnB", "selffer", False, "selffer BnB", "BnB", "#08306b", offset=-0.15),
     Series("BnB+", "selffer", True, "selffer BnB$^+$", "BnB$^{+}$", "#6baed6", offset=-0.05),
     Series("AnB", "transfer", False, "transfer AnB", "AnB", "#99000d", offset=0.05),
@@ -80,6 +83,8 @@ SERIES: tuple[Series, ...] = (
            panel="control"),
 )
 BASE = SERIES[0].key
+SOURCE_BASE = SERIES[1].key  # the base networks transfer runs copy from, on their own half
+BASES = (BASE, SOURCE_BASE)
 SERIES_BY_KEY = {s.key: s for s in SERIES}
 
 
@@ -90,12 +95,14 @@ def treatment_named(name: str) -> Treatment:
     return TREATMENTS[name]
 
 
-def series_of(treatment: str, finetune: bool) -> Series:
-    """The series a run belongs to; ``ValueError`` for a treatment this version does not know."""
+def series_of(treatment: str, finetune: bool, source_base: bool = False) -> Series:
+    """The series a run belongs to (``source_base``: a base network reported as the source
+    of another half's runs); ``ValueError`` for a treatment this version does not know."""
     if treatment not in TREATMENTS:
         raise ValueError(f"unknown treatment {treatment!r}, expected one of {', '.join(TREATMENTS)}")
     finetune = finetune and TREATMENTS[treatment].finetunable
-    return next(s for s in SERIES if s.treatment == treatment and s.finetune == finetune)
+    return next(s for s in SERIES if s.treatment == treatment and s.finetune == finetune
+                and s.source_base == source_base)
 
 
 def other_half(half: str) -> str:

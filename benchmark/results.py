@@ -27,6 +27,9 @@ RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.pt"  # a run's per-epoch checkpoint, removed once its result is written
 METRICS = ("top1", "top5", "loss", "top1_best")  # what a finished run's result.json reports
 REQUIRED = ("label", "treatment", "n", "target", "seed", "status")
+# a base run of a sweep's first wave lists here the source bases it trained (baseA for AnB)
+SOURCE_BASES = "source_bases"
+SOURCE_FOR = "source_for"  # in a source base's own result: the target half it is the source for
 
 # keys that change where or how a run executes, never its numbers
 NOT_DETERMINING_RESULT = ("wandb", "cache_dir", "device", "threads", "analysis", "sweep_name",
@@ -109,6 +112,17 @@ def read_result(path: Path) -> dict:
         if not isinstance(result[key], int) or isinstance(result[key], bool):
             raise ValueError(f"{key} must be an integer, got {result[key]!r}")
     return result
+
+
+def source_base_results(result: dict) -> list[dict]:
+    """The source base networks a base run trained (``result[SOURCE_BASES]``) as results of
+    their own: same experiment, seed and provenance, their own label, half and metrics, no
+    training cost of their own (the base run paid it), ``source_for`` naming the target half."""
+    shared = {k: v for k, v in result.items()
+              if k not in (SOURCE_BASES, "cost", "wall_s", "metrics", "history", "network_file")}
+    return [{**shared, **report, SOURCE_FOR: result["target"], "wall_s": 0.0,
+             "cost": {"bases": [], "feature_cache": False}}
+            for report in result.get(SOURCE_BASES) or []]
 
 
 def provenance() -> dict:

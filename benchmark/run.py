@@ -20,8 +20,8 @@ from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_bas
                                 derive_seed, source_network, target_network)
 from benchmark.preflight import check_config
 from benchmark.protocol import check_layer, layer_name, other_half, run_label, source_half
-from benchmark.results import (CHECKPOINT_FILE, RESULT_FILE, config_fingerprint, finished_result,
-                               provenance, write_result)
+from benchmark.results import (CHECKPOINT_FILE, RESULT_FILE, SOURCE_BASES, config_fingerprint,
+                               finished_result, provenance, write_result)
 from benchmark.similarity import Probe, base_vs_base, vs_source
 from benchmark.tracking import Tracker, run_id
 from benchmark.train import evaluate
@@ -107,18 +107,18 @@ def _train(ws: Workspace, label: str, tracker: Tracker, checkpoint: Checkpoint) 
 
 def _base_run(ws: Workspace, on_epoch) -> dict[str, Any]:
     cfg = ws.cfg
-    # the first wave of a sweep also trains the half that transfer runs copy from
+    # the first wave of a sweep also trains the half that transfer runs copy from, and
+    # reports it (evaluated on its own half's held-out images) as a run of its own
     warmed = [base_network(ws, other_half(cfg.target))] if cfg.warm_sources else []
     base = base_network(ws, cfg.target)
-    history = base.cached.meta["history"]
-    for record in history:
+    for record in base.cached.meta["history"]:
         on_epoch(record)
-    task = ws.task(cfg.target)
-    metrics = evaluate(base.model, task.val, ws.normalize, ws.device, cfg.train.eval_batch_size)
-    best = max(h["val_top1"] for h in history)
     cost = {"bases": [_base_cost(b.cached) for b in (*warmed, base)], "feature_cache": False}
-    return {"metrics": {**metrics, "top1_best": best}, "history": history, "cost": cost,
-            "network_file": str(base.cached.path), "similarity": _base_similarity(ws, base, warmed)}
+    return {**_base_report(ws, base, cfg.target), "cost": cost,
+            "similarity": _base_similarity(ws, base, warmed),
+            SOURCE_BASES: [{"label": run_label("base", 0, False, half), "target": half,
+                            **_base_report(ws, source, half)}
+                           for half, source in zip([other_half(cfg.target)], warmed)]}
 
 
 def _probe(ws: Workspace) -> Probe | None:
@@ -142,6 +142,16 @@ def _base_similarity(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]
                  "that finds it (e.g. a sweep's first wave)", half)
         return None
     return base_vs_base(base.model, other.model, probe)
+
+
+def _base_report(ws: Workspace, base: BaseNetwork, half: str) -> dict[str, Any]:
+    """Metrics (on ``half``'s held-out images), history and file of a trained base network."""
+    history = base.cached.meta["history"]
+    metrics = evaluate(base.model, ws.task(half).val, ws.normalize, ws.device,
+                       ws.cfg.train.eval_batch_size)
+    best = max(h["val_top1"] for h in history)
+    return {"metrics": {**metrics, "top1_best": best}, "history": history,
+            "network_file": str(base.cached.path)}
 
 
 def _base_cost(cached) -> dict:

@@ -120,7 +120,7 @@ def test_welch_p():
 
 
 def test_outputs_written(report, sweep):
-    assert set(report.paths) == {"csv", "summary", "png", "pdf", "table"}
+    assert set(report.paths) == {"csv", "summary", "png", "pdf", "table", "findings"}
     assert report.paths["png"].read_bytes().startswith(b"\x89PNG")
     assert report.paths["pdf"].read_bytes().startswith(b"%PDF")
     for path in report.paths.values():
@@ -143,7 +143,10 @@ def test_series_pool_both_directions_with_t_interval(report):
     assert point["count"] == 6
     assert point["mean"] == pytest.approx(np.mean(values))
     assert point["ci95"] == pytest.approx([low, high])
-    assert point["p_vs_base"] == pytest.approx(stats.ttest_ind(values, bases(), equal_var=False).pvalue)
+    # runs pair with the base run of their seed and target: a paired t-test
+    assert point["vs_base"]["test"] == "paired t"
+    assert point["p_vs_base"] == pytest.approx(stats.ttest_rel(values, bases()).pvalue)
+    assert point["vs_base"]["mean"] == pytest.approx(np.mean(values) - np.mean(bases()))
     assert report.summary["base"]["mean"] == pytest.approx(np.mean(bases()))
 
 
@@ -248,3 +251,15 @@ def test_cli_lists_failed_runs(tmp_path, capsys):
     assert main([str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "AnB4 seed=0 target=B: out of memory" in out and "generality.png" in out
+
+
+def test_cells_and_derived_quantities_paired_and_holm_corrected(report):
+    from benchmark.analysis.stats import holm
+
+    cells = [report.summary["series"]["AnB"][str(n)]["vs_base"] for n in NS]
+    assert [c["p_holm"] for c in cells] == pytest.approx(holm([c["p"] for c in cells]))
+    boost = report.summary["derived"]["finetune_boost"]["2"]
+    assert boost["p"] == pytest.approx(stats.ttest_rel(pooled("AnB+", 2), bases()).pvalue)
+    generality = report.summary["derived"]["generality"]["2"]  # tested against 1, not 0
+    ratios = [value("AnB", 2, s, t) / base_value(s, t) for s in SEEDS for t in "AB"]
+    assert generality["p"] == pytest.approx(stats.ttest_1samp(ratios, 1.0).pvalue)

@@ -77,8 +77,8 @@ def test_resnet18_sweep_over_every_layer_ends_in_its_curve(tmp_path):
                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader(open(sweep / "results.csv")))
-    assert [(r["label"], r["block"]) for r in rows] == [
-        ("baseB", ""), ("AnB1", "stem"), ("AnB2", "layer1"), ("AnB3", "layer2"), ("AnB4", "layer3"),
+    assert [(r["label"], r["block"]) for r in rows] == [  # baseA: the source base, reported too
+        ("baseA", ""), ("baseB", ""), ("AnB1", "stem"), ("AnB2", "layer1"), ("AnB3", "layer2"), ("AnB4", "layer3"),
         ("AnB5", "layer4")]
     assert all(r["status"] == "ok" for r in rows)
     summary = json.loads((sweep / "summary.json").read_text())

@@ -14,7 +14,7 @@ from conftest import base_trainings, run_cli, sweep_numbers
 from wandb_records import summary_and_run
 
 GRID = ["treatment=base,selffer,transfer", "n=0,2,5", "finetune=false,true", "target=B"]
-OUTPUTS = ["results.csv", "summary.json", "generality.png", "generality.pdf", "table.tex"]
+OUTPUTS = ["results.csv", "summary.json", "generality.png", "generality.pdf", "table.tex", "findings.md"]
 
 
 def _sweep(tmp_path: Path, *extra: str):
@@ -31,8 +31,14 @@ def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
     assert sorted(base_trainings(sweep)) == ["baseA", "baseB"]
     assert all((sweep / name).stat().st_size > 0 for name in OUTPUTS)
     summary = json.loads((sweep / "summary.json").read_text())
-    assert summary["runs"] == {"total": 9, "ok": 9, "failed": 0, "duplicates": 0}
+    # baseA, trained as the source of the AnB runs, is reported as a run of its own
+    assert summary["runs"] == {"total": 10, "ok": 10, "failed": 0, "duplicates": 0}
+    assert summary["source_base"]["count"] == 1
+    with open(sweep / "results.csv") as rows:
+        base_a = [row for row in csv.DictReader(rows) if row["label"] == "baseA"]
+    assert len(base_a) == 1 and float(base_a[0]["top1"]) == summary["source_base"]["mean"]
     assert "9/9 runs done" in proc.stdout and "wandb sync" in proc.stdout
+    assert "| 6 | random frozen layers do far worse" in proc.stdout  # the findings table
 
     run_file = next((sweep / "AnB+2-seed0" / "wandb").glob("offline-run-*/run-*.wandb"))
     values, run = summary_and_run(run_file)

@@ -1,27 +1,37 @@
 """Aggregate a sweep's result.json files into the generality curve and its reports.
 
 ``aggregate(sweep_dir)`` writes, into ``sweep_dir``: results.csv (one row per
-run), summary.json (curve, derived quantities, failed runs, unreadable files),
-generality.png / .pdf (paper Figure 2 style), table.tex (booktabs) and, when the
-runs measured layer similarity, similarity.png / .pdf.
+run), summary.json (curve, derived quantities, the paper's findings tested, sanity
+checks, failed runs, unreadable files), generality.png / .pdf (paper Figure 2 style),
+table.tex (booktabs), findings.md and, when the runs measured layer similarity,
+similarity.png / .pdf.
 """
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
 from benchmark.analysis.collect import Collection, collect
+from benchmark.analysis.compare import Sweep, compare, sweep_labels
 from benchmark.analysis.cost import sweep_cost
 from benchmark.analysis.curve import build_summary, curve_rows, pooled_settings
 from benchmark.analysis.export import write_json, write_results_csv
 from benchmark.analysis.figure import plot_generality
+from benchmark.analysis.findings import findings_settings, test_findings
+from benchmark.analysis.findings_table import findings_rows, findings_text, render_findings, write_findings
 from benchmark.analysis.reference import load_reference
+from benchmark.analysis.sanity import sanity_checks
 from benchmark.analysis.similarity import plot_similarity, similarity_summary
 from benchmark.analysis.table import write_table
 from benchmark.errors import UserError
 
-__all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "curve_rows", "load_reference",
-           "pooled_settings"]
+__all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "compare_sweeps", "curve_rows", "default_findings",
+           "findings_rows", "findings_text", "load_reference", "pooled_settings", "render_findings"]
 
 
 class AnalysisError(UserError):
@@ -37,12 +47,15 @@ class Report:
     paths: dict[str, Path]
 
 
-def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str = "top1") -> Report:
+def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str = "top1",
+              findings: Mapping | None = None) -> Report:
     """Aggregate every result.json under ``sweep_dir`` and write the reports next to them.
 
-    ``reference`` (e.g. "yosinski2014") adds the paper's curve as a second figure panel.
+    ``reference`` (e.g. "yosinski2014") adds the paper's curve as a second figure panel;
+    ``findings`` is ``analysis.findings`` (default: conf/config.yaml's).
     Raises AnalysisError when there is nothing usable to aggregate.
     """
+    settings = findings_settings(findings if findings is not None else default_findings())
     sweep = Path(sweep_dir)
     if not sweep.is_dir():
         raise AnalysisError(f"sweep directory {sweep} does not exist; pass the directory a sweep "
@@ -58,6 +71,8 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     summary["problems"] = collection.problems
     summary["cost"] = sweep_cost(collection.results)
     summary["similarity"] = similarity_summary(collection.results)
+    summary["findings"] = test_findings(collection.results, metric, settings)
+    summary["sanity"] = sanity_checks(collection.results, metric, settings)
     png, pdf = plot_generality(summary, sweep / "generality", paper)
     paths = {
         "csv": write_results_csv(collection.results, sweep / "results.csv"),
@@ -65,11 +80,42 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         "png": png,
         "pdf": pdf,
         "table": write_table(summary, sweep / "table.tex"),
+        "findings": write_findings(summary, sweep / "findings.md"),
     }
     if summary["similarity"]:
         paths["similarity_png"], paths["similarity_pdf"] = plot_similarity(
             summary["similarity"], summary["derived"]["generality"], sweep / "similarity")
     return Report(summary, paths)
+
+
+def default_findings(overrides: Sequence[str] = ()) -> dict:
+    """``analysis.findings`` as conf/config.yaml sets it, with ``analysis.findings.KEY=VALUE``
+    overrides."""
+    from benchmark.config import compose_config
+
+    wrong = [o for o in overrides if not o.startswith("analysis.findings.")]
+    if wrong:
+        raise AnalysisError(f"--set {wrong[0]}: only analysis.findings.KEY=VALUE can be set here")
+    try:
+        findings = OmegaConf.to_container(compose_config(*overrides).analysis.findings)
+    except HydraException as exc:
+        raise AnalysisError(f"--set {' '.join(overrides)}: {exc}".splitlines()[0]) from None
+    findings_settings(findings)
+    return findings
+
+
+def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path | None, metric: str = "top1",
+                   findings: Mapping | None = None) -> dict[str, Path]:
+    """Curves of several sweeps on one figure and finding 5 across them (see compare.py);
+    ``out`` defaults to ``comparison/`` in the sweeps' common parent directory."""
+    settings = findings_settings(findings if findings is not None else default_findings())
+    dirs = [Path(d) for d in sweep_dirs]
+    out_dir = Path(out) if out else Path(os.path.commonpath([d.absolute() for d in dirs])) / "comparison"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    collections = [collect(d) for d in dirs]
+    labels = sweep_labels([[r.get("config") or {} for r in c.results] for c in collections])
+    sweeps = [Sweep(d, label, c.results) for d, label, c in zip(dirs, labels, collections)]
+    return compare(sweeps, out_dir, metric, settings)
 
 
 def _check_usable(sweep: Path, collection: Collection, metric: str) -> None:

@@ -1,21 +1,31 @@
-"""``python -m benchmark.analysis SWEEP_DIR [--reference yosinski2014] [--metric top1]``."""
+"""``python -m benchmark.analysis SWEEP_DIR [SWEEP_DIR ...] [--reference yosinski2014] [--metric top1]
+[--set analysis.findings.KEY=VALUE ...] [--out DIR]``.
+
+One directory: its reports and findings. Several: each one's reports, then their curves on
+one figure and finding 5 across them (comparison.png / .pdf / .md in ``--out``)."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from benchmark.analysis import AnalysisError, Report, aggregate, pooled_settings
+from benchmark.analysis import (Report, aggregate, compare_sweeps, default_findings, findings_text,
+                                pooled_settings)
 from benchmark.analysis.reference import available
-from benchmark.errors import exit_with
+from benchmark.errors import UserError, exit_with
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        report = aggregate(args.sweep_dir, reference=args.reference, metric=args.metric)
-    except AnalysisError as exc:
+        findings = default_findings(args.set)
+        reports = [aggregate(d, reference=args.reference, metric=args.metric, findings=findings)
+                   for d in args.sweep_dirs]
+        for report in reports:
+            _print_report(report)
+        if len(reports) > 1:
+            _print_comparison(compare_sweeps(args.sweep_dirs, args.out, args.metric, findings))
+    except UserError as exc:
         exit_with(exc)
-    _print_report(report)
     return 0
 
 
@@ -24,10 +34,22 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m benchmark.analysis",
         description="Aggregate a sweep's result.json files into results.csv, summary.json, "
                     "generality.png/.pdf and table.tex, written into the sweep directory.")
-    parser.add_argument("sweep_dir", help="directory searched recursively for result.json")
+    parser.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir",
+                        help="directory searched recursively for result.json; several: compare them")
     parser.add_argument("--reference", help=f"overlay published numbers: {', '.join(available())}")
     parser.add_argument("--metric", default="top1", help="final metric to aggregate (default: top1)")
+    parser.add_argument("--set", action="append", default=[], metavar="analysis.findings.KEY=VALUE",
+                        help="override a setting of the findings (conf/config.yaml), repeatable")
+    parser.add_argument("--out", help="where a comparison of several sweeps goes "
+                                      "(default: DIR/comparison, DIR their common parent)")
     return parser
+
+
+def _print_comparison(paths: dict) -> None:
+    print("comparison of the sweeps:")
+    for kind, path in paths.items():
+        print(f"  {kind:<8} {path}")
+    print(paths["markdown"].read_text())
 
 
 def _print_report(report: Report) -> None:
@@ -36,6 +58,7 @@ def _print_report(report: Report) -> None:
           f"{runs['duplicates']} older duplicates ignored")
     for kind, path in report.paths.items():
         print(f"  {kind:<8} {path}")
+    print(findings_text(summary))
     pooled = pooled_settings(summary)
     if pooled:
         print(f"warning: the curve pools several settings: {pooled}", file=sys.stderr)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.results import read_result, result_files
+from benchmark.results import SOURCE_FOR, read_result, result_files, source_base_results
 
 
 @dataclass(frozen=True)
@@ -30,14 +30,17 @@ def experiment_identity(result: dict) -> tuple:
 
 
 def run_identity(result: dict) -> tuple:
-    """Two results with the same identity are repeats of one run."""
-    return (result["label"], result["seed"], result["target"], *experiment_identity(result))
+    """Two results with the same identity are repeats of one run (a base network reported as
+    the source of another half's runs is not a repeat of that half's own base run)."""
+    return (result["label"], result["seed"], result["target"], result.get(SOURCE_FOR),
+            *experiment_identity(result))
 
 
 def collect(sweep_dir: Path) -> Collection:
     """Load every result.json below ``sweep_dir``; keep the newest (by mtime) of repeats.
 
-    Each kept result gets a ``path`` entry: its file, relative to ``sweep_dir``.
+    Each kept result gets a ``path`` entry: its file, relative to ``sweep_dir`` (a source
+    base network that a base run reports: that file, ``#`` and the source's label).
     """
     newest: dict[tuple, tuple[float, dict]] = {}
     problems: list[dict] = []
@@ -50,10 +53,18 @@ def collect(sweep_dir: Path) -> Collection:
             problems.append({"path": relative, "error": str(exc)})
             continue
         result["path"] = relative
-        candidate = (path.stat().st_mtime, result)
-        key = run_identity(result)
-        if key in newest:
-            older, candidate = sorted((newest[key], candidate), key=lambda item: item[0])
-            duplicates.append(older[1]["path"])
-        newest[key] = candidate
+        mtime = path.stat().st_mtime
+        for source in source_base_results(result):
+            _keep_newest(newest, duplicates, mtime, {**source, "path": f"{relative}#{source['label']}"})
+        _keep_newest(newest, duplicates, mtime, result)
     return Collection([result for _, result in newest.values()], problems, duplicates)
+
+
+def _keep_newest(newest: dict[tuple, tuple[float, dict]], duplicates: list[str], mtime: float,
+                 result: dict) -> None:
+    candidate = (mtime, result)
+    key = run_identity(result)
+    if key in newest:
+        older, candidate = sorted((newest[key], candidate), key=lambda item: item[0])
+        duplicates.append(older[1]["path"])
+    newest[key] = candidate

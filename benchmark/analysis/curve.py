@@ -11,20 +11,22 @@ import operator
 from collections.abc import Callable, Iterable
 
 from benchmark.analysis.collect import EXPERIMENT_FIELDS, experiment_identity
-from benchmark.analysis.stats import describe, welch_p
-from benchmark.protocol import BASE, SERIES, series_of
+from benchmark.analysis.stats import describe, holm, paired, welch_test
+from benchmark.protocol import BASE, BASES, SERIES, SOURCE_BASE, series_of
+from benchmark.results import SOURCE_FOR
 
 
 def _ratio(a: float, b: float) -> float:
     return a / b if b else math.nan
 
 
-# quantity -> (left role, right role, combine(left value, right value)) on matched runs
-DERIVED: dict[str, tuple[str, str, Callable[[float, float], float]]] = {
-    "generality": ("AnB", BASE, _ratio),
-    "coadaptation_loss": (BASE, "BnB", operator.sub),
-    "specificity_loss": ("BnB", "AnB", operator.sub),
-    "finetune_boost": ("AnB+", BASE, operator.sub),
+# quantity -> (left role, right role, combine(left value, right value), value of "no effect")
+# on matched runs
+DERIVED: dict[str, tuple[str, str, Callable[[float, float], float], float]] = {
+    "generality": ("AnB", BASE, _ratio, 1.0),
+    "coadaptation_loss": (BASE, "BnB", operator.sub, 0.0),
+    "specificity_loss": ("BnB", "AnB", operator.sub, 0.0),
+    "finetune_boost": ("AnB+", BASE, operator.sub, 0.0),
 }
 
 Table = dict[str, dict[int, list[tuple[tuple, float]]]]
@@ -32,7 +34,7 @@ Table = dict[str, dict[int, list[tuple[tuple, float]]]]
 
 def role(result: dict) -> str:
     """The series a run belongs to (protocol.SERIES), written with target-B names."""
-    return series_of(result["treatment"], bool(result.get("finetune"))).key
+    return series_of(result["treatment"], bool(result.get("finetune")), bool(result.get(SOURCE_FOR))).key
 
 
 def unit(result: dict) -> tuple:
@@ -46,6 +48,11 @@ def metric_value(result: dict, metric: str) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def is_usable(result: dict, metric: str) -> bool:
+    """A run counts when its status is "ok" and it has a finite ``metrics[metric]``."""
+    return result.get("status") == "ok" and metric_value(result, metric) is not None
 
 
 def metric_label(metric: str) -> str:
@@ -63,23 +70,21 @@ def build_summary(results: Iterable[dict], metric: str = "top1") -> dict:
     usable: list[dict] = []
     failed: list[dict] = []
     for result in results:
-        ok = result.get("status") == "ok" and metric_value(result, metric) is not None
-        (usable if ok else failed).append(result)
+        (usable if is_usable(result, metric) else failed).append(result)
     results = usable + failed
-    table = _table(usable, metric)
-    base_values = [value for _, value in _lookup(table, BASE, 0)]
-    ns = sorted({n for name, by_n in table.items() if name != BASE for n in by_n})
+    table = role_table(usable, metric)
+    base_values = [value for _, value in lookup(table, BASE, 0)]
+    ns = sorted({n for name, by_n in table.items() if name not in BASES for n in by_n})
     return {
         "metric": metric,
         "base": describe(base_values),
-        "series": {
-            s.key: {str(n): _series_point(pairs, base_values) for n, pairs in sorted(table[s.key].items())}
-            for s in SERIES if s.key != BASE and s.key in table
-        },
+        "source_base": describe([value for _, value in lookup(table, SOURCE_BASE, 0)]),
+        "series": {s.key: _series_points(table, s.key, base_values)
+                   for s in SERIES if s.key not in BASES and s.key in table},
         "blocks": layer_names(results),
         "derived": {
-            quantity: {str(n): _derived_point(table, left, right, combine, n) for n in ns}
-            for quantity, (left, right, combine) in DERIVED.items()
+            quantity: _with_holm({str(n): _derived_point(table, left, right, combine, null, n) for n in ns})
+            for quantity, (left, right, combine, null) in DERIVED.items()
         },
         "runs": {"total": len(results), "ok": len(usable), "failed": len(failed)},
         "failed": [_failure(r, metric) for r in failed],
@@ -108,6 +113,8 @@ def pooled_settings(summary: dict) -> dict[str, list[str]]:
 def curve_rows(summary: dict) -> list[dict]:
     """The curve in long format (one row per series and n, base at n = 0), e.g. for a wandb.Table."""
     points = [(BASE, "0", summary["base"])]
+    if summary["source_base"]["count"]:
+        points.append((SOURCE_BASE, "0", summary["source_base"]))
     points += [(name, n, point) for name, by_n in summary["series"].items() for n, point in by_n.items()]
     return [
         {"series": name, "n": int(n), "mean": p["mean"], "std": p["std"], "count": p["count"],
@@ -117,34 +124,61 @@ def curve_rows(summary: dict) -> list[dict]:
     ]
 
 
-def _table(usable: list[dict], metric: str) -> Table:
+def role_table(usable: Iterable[dict], metric: str) -> Table:
+    """{role: {n: [(unit, value), ...]}} of usable runs (base roles at n = 0)."""
     table: Table = {}
     for result in usable:
         name = role(result)
-        n = 0 if name == BASE else result["n"]
+        n = 0 if name in BASES else result["n"]
         table.setdefault(name, {}).setdefault(n, []).append((unit(result), metric_value(result, metric)))
     return table
 
 
-def _lookup(table: Table, name: str, n: int) -> list[tuple[tuple, float]]:
+def lookup(table: Table, name: str, n: int) -> list[tuple[tuple, float]]:
     """(unit, value) pairs of a role at layer n; the base is the same at every n."""
-    return table.get(name, {}).get(0 if name == BASE else n, [])
+    return table.get(name, {}).get(0 if name in BASES else n, [])
 
 
-def _series_point(pairs: list[tuple[tuple, float]], base_values: list[float]) -> dict:
+def _series_points(table: Table, name: str, base_values: list[float]) -> dict[str, dict]:
+    """Each n of a series, compared with the base (Holm-corrected across n)."""
+    base = dict(lookup(table, BASE, 0))
+    return _with_holm({str(n): _series_point(pairs, base_values, base)
+                       for n, pairs in sorted(table[name].items())})
+
+
+def _series_point(pairs: list[tuple[tuple, float]], base_values: list[float],
+                  base: dict[tuple, float]) -> dict:
+    """Describe a cell; compare it with the base: paired t on the per-unit differences when its
+    runs pair with base runs (same seed and target), Welch otherwise (``vs_base``: the
+    difference, its CI and p; ``p_vs_base``: that p)."""
     values = [value for _, value in pairs]
-    return {**describe(values), "p_vs_base": welch_p(values, base_values)}
+    differences = [value - base[u] for u, value in pairs if u in base]
+    if len(differences) >= 2:
+        comparison = {**paired(differences), "test": "paired t"}
+    else:
+        comparison = {**welch_test(values, base_values), "test": "Welch"}
+    comparison.pop("values", None)
+    return {**describe(values), "p_vs_base": comparison["p"], "vs_base": comparison}
+
+
+def _with_holm(points: dict[str, dict]) -> dict[str, dict]:
+    """Add ``p_holm``: each point's p (``vs_base`` or its own) Holm-adjusted across the points."""
+    tests = [point.get("vs_base", point) for point in points.values()]
+    for test, adjusted in zip(tests, holm([test.get("p") for test in tests])):
+        test["p_holm"] = adjusted
+    return points
 
 
 def _derived_point(table: Table, left: str, right: str,
-                   combine: Callable[[float, float], float], n: int) -> dict:
-    """Combine the runs of two roles that share a unit; count the non-base runs left unmatched."""
-    sides = {left: dict(_lookup(table, left, n)), right: dict(_lookup(table, right, n))}
+                   combine: Callable[[float, float], float], null: float, n: int) -> dict:
+    """Combine the runs of two roles that share a unit (paired t-test against ``null``);
+    count the non-base runs left unmatched."""
+    sides = {left: dict(lookup(table, left, n)), right: dict(lookup(table, right, n))}
     a, b = sides[left], sides[right]
     values = [combine(a[u], b[u]) for u in a if u in b]
     unmatched = sum(len(side.keys() - other.keys())
                     for name, side, other in ((left, a, b), (right, b, a)) if name != BASE)
-    return {**describe([v for v in values if math.isfinite(v)]), "unmatched": unmatched}
+    return {**paired([v for v in values if math.isfinite(v)], null), "unmatched": unmatched}
 
 
 def _failure(result: dict, metric: str) -> dict:

@@ -20,7 +20,7 @@ from matplotlib.patches import Patch
 
 from benchmark.analysis.curve import metric_label
 from benchmark.analysis.stats import ci_half_width
-from benchmark.protocol import BASE, SERIES, SERIES_BY_KEY, Series
+from benchmark.protocol import BASE, SERIES, SERIES_BY_KEY, SOURCE_BASE, Series
 from benchmark.storage import atomic_write
 
 JITTER = 0.04
@@ -70,6 +70,9 @@ def _plot_sweep(ax: Axes, summary: dict, names: list[str], title: str) -> None:
     if base["count"]:
         handles += _base_band(ax, base)
         _scatter(ax, rng, 0, base["values"], SERIES_BY_KEY[BASE])
+    source = summary.get("source_base") or {"count": 0}
+    if source["count"]:
+        handles.append(_source_base(ax, rng, source))
     for name in names:
         by_n = summary["series"].get(name)
         if by_n:
@@ -90,6 +93,17 @@ def _base_band(ax: Axes, base: dict) -> list:
         return [_handle(style, ls="none")]
     ax.axhspan(base["mean"] - half, base["mean"] + half, color="0.88", lw=0, zorder=0)
     return [_handle(style, ls="none"), Patch(color="0.88", label="base$B$ mean $\\pm$ 95% CI")]
+
+
+def _source_base(ax: Axes, rng: np.random.Generator, source: dict) -> Line2D:
+    """The base networks the transfer runs copied from (baseA), beside baseB at n = 0."""
+    style = SERIES_BY_KEY[SOURCE_BASE]
+    _scatter(ax, rng, style.offset, source["values"], style)
+    ax.errorbar([style.offset], [source["mean"]], yerr=[ci_half_width(source) or 0.0], fmt=style.marker,
+                ms=6, mfc=style.face, mec=style.color, ecolor=style.color, capsize=2.5, zorder=4)
+    handle = _handle(style, ls="none")
+    handle.set_markeredgecolor(style.color)
+    return handle
 
 
 def _series(ax: Axes, rng: np.random.Generator, name: str, by_n: dict, base_mean: float | None) -> Line2D:

@@ -43,3 +43,63 @@ def welch_p(a: Sequence[float], b: Sequence[float]) -> float | None:
         warnings.simplefilter("ignore", RuntimeWarning)
         p = float(stats.ttest_ind(a, b, equal_var=False).pvalue)
     return p if math.isfinite(p) else None
+
+
+def paired(differences: Sequence[float], shift: float = 0.0, alternative: str = "two-sided") -> dict:
+    """Per-unit differences (e.g. AnB - baseB of each seed and target): :func:`describe`
+    plus the p-value of the paired t-test of their mean against ``shift``.
+
+    With ``shift`` 0 this is ``scipy.stats.ttest_rel`` on the two paired samples;
+    ``alternative`` "greater" tests mean > shift (a non-inferiority test when ``shift`` is
+    minus a margin), "less" mean < shift.
+    """
+    point = describe(differences)
+    point["p"] = one_sample_p(point["values"], shift, alternative)
+    return point
+
+
+def one_sample_p(values: Sequence[float], popmean: float = 0.0,
+                 alternative: str = "two-sided") -> float | None:
+    """p-value of Student's one-sample t-test, None when undefined (fewer than two values,
+    or no spread)."""
+    if len(values) < 2 or float(np.std(values)) == 0.0:
+        return None
+    with warnings.catch_warnings():  # nearly constant values: scipy warns, the p-value stands
+        warnings.simplefilter("ignore", RuntimeWarning)
+        p = float(stats.ttest_1samp(values, popmean, alternative=alternative).pvalue)
+    return p if math.isfinite(p) else None
+
+
+def welch_test(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> dict:
+    """Unpaired comparison of two groups: difference of means with its Welch 95% CI and
+    Welch's p-value (``alternative`` "greater": mean(a) > mean(b))."""
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    out = {"mean": float(x.mean() - y.mean()) if x.size and y.size else None, "ci95": None,
+           "p": None, "count": [int(x.size), int(y.size)]}
+    if x.size < 2 or y.size < 2 or (x.var() == 0 and y.var() == 0):
+        return out
+    result = stats.ttest_ind(x, y, equal_var=False, alternative="two-sided")
+    low, high = result.confidence_interval(CONFIDENCE)
+    p = float(stats.ttest_ind(x, y, equal_var=False, alternative=alternative).pvalue)
+    return out | {"ci95": [float(low), float(high)], "p": p}
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm-Bonferroni adjusted p-values (None stays None and does not count as a test).
+
+    Sorted ascending, the i-th of m p-values (0-based) becomes max over j <= i of
+    min(1, (m - j) p_(j)): the step-down adjustment, as statsmodels' ``multipletests``
+    with ``method="holm"`` computes it.
+    """
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    adjusted: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, index) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[index] = running
+    return adjusted
+
+
+def slope(xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Least-squares slope of ys over xs (``scipy.stats.linregress``)."""
+    return float(stats.linregress(xs, ys).slope)

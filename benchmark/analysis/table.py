@@ -6,7 +6,8 @@ from pathlib import Path
 from benchmark.analysis.curve import metric_label
 from benchmark.analysis.export import write_text
 from benchmark.analysis.stats import ci_half_width
-from benchmark.protocol import SERIES
+from benchmark.protocol import SERIES, SERIES_BY_KEY, SOURCE_BASE
+
 SIGNIFICANCE = 0.05
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#",
                   "_": r"\_", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}",
@@ -30,8 +31,12 @@ def render_table(summary: dict) -> str:
         rf"\begin{{tabular}}{{rl{'c' * len(headers)}}}", r"\toprule",
         " & ".join(["$n$", "block", *headers]) + r" \\", r"\midrule",
         rf"base$B$ & & \multicolumn{{{len(headers)}}}{{c}}{{{_cell(summary['base'], scale)}}} \\",
-        r"\midrule",
     ]
+    source = summary.get("source_base") or {"count": 0}
+    if source["count"]:
+        lines.append(rf"{SERIES_BY_KEY[SOURCE_BASE].latex} (source, on $A$) & & "
+                     rf"\multicolumn{{{len(headers)}}}{{c}}{{{_cell(source, scale)}}} \\")
+    lines.append(r"\midrule")
     lines += [" & ".join([str(n), latex_escape(blocks.get(str(n), "")),
                           *(_cell(summary["series"][s.key].get(str(n)), scale) for s in columns)])
               + r" \\" for n in ns]
@@ -49,7 +54,7 @@ def _cell(point: dict | None, scale: float) -> str:
     digits = 1 if scale == 100.0 else 3
     half = ci_half_width(point)
     spread = "" if half is None else rf" \pm {half * scale:.{digits}f}"
-    p = point.get("p_vs_base")
+    p = (point.get("vs_base") or {}).get("p_holm")
     star = "^{*}" if p is not None and p < SIGNIFICANCE else ""
     return f"${point['mean'] * scale:.{digits}f}{spread}{star}$"
 
@@ -63,7 +68,8 @@ def _caption(summary: dict, scale: float) -> str:
         f"{latex_escape(metric_label(summary['metric']))}{unit} on the target task by the layer $n$ up to which "
         r"the network is copied, mean $\pm$ 95\% confidence half-width (Student $t$) over "
         f"{_span(min(counts), max(counts))} runs per cell; "
-        rf"$^{{*}}$: differs from base$B$ (Welch $t$-test, $p<{SIGNIFICANCE}$)."
+        rf"$^{{*}}$: differs from base$B$ (paired $t$-test on runs of the same seed and target, "
+        rf"Welch's where runs do not pair; Holm-corrected across $n$; $p<{SIGNIFICANCE}$)."
     )
     if setting:
         text += f" Setting: {latex_escape(setting)}."

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
+from benchmark.analysis.findings import FindingsSettings
 from benchmark.protocol import EVERY_LAYER, HALVES, LAYER_RULE, TREATMENTS
 from benchmark.results import METRICS
 from benchmark.schema.keys import (Check, at_least, between, key, one_of, optional, positive,
@@ -75,6 +76,7 @@ class Analysis:
     reference: Optional[str] = key(_reference())
     metric: str = key(one_of(METRICS))
     similarity: Similarity = key()
+    findings: FindingsSettings = key()  # its keys' checks: benchmark/analysis/findings.py
 
 
 @dataclass

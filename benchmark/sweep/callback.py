@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.analysis import AnalysisError, Report, aggregate, curve_rows, pooled_settings
+from benchmark.analysis import (AnalysisError, Report, aggregate, curve_rows, findings_text,
+                                pooled_settings)
 from benchmark.analysis.similarity import similarity_objects
 from benchmark.protocol import BASE
 from benchmark.sweep.progress import progress_line
@@ -18,9 +20,11 @@ log = logging.getLogger("benchmark.sweep")
 
 
 class SweepCallback(Callback):
-    def __init__(self, reference: str | None = None, metric: str = "top1") -> None:
+    def __init__(self, reference: str | None = None, metric: str = "top1",
+                 findings: Mapping | None = None) -> None:
         self.reference = reference
         self.metric = metric
+        self.findings = OmegaConf.to_container(findings) if isinstance(findings, DictConfig) else findings
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         line = progress_line(Path(config.hydra.sweep.dir))
@@ -30,7 +34,8 @@ class SweepCallback(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         try:
-            report = aggregate(sweep_dir, reference=self.reference, metric=self.metric)
+            report = aggregate(sweep_dir, reference=self.reference, metric=self.metric,
+                               findings=self.findings)
         except AnalysisError as error:
             log.error("aggregation of %s skipped: %s", sweep_dir, error)
             return
@@ -40,6 +45,8 @@ class SweepCallback(Callback):
                         "(hydra.sweep.dir=...) for one curve each", pooled)
         for failure in report.summary["failed"]:
             log.warning("failed run %s seed %s: %s", failure["label"], failure["seed"], failure["reason"])
+        log.info("findings of Yosinski et al. 2014 on this sweep (details: %s):\n%s",
+                 report.paths["findings"], findings_text(report.summary))
         sync_dir = log_summary_run(config, sweep_dir, report)
         log.info("sweep results in %s: %s", sweep_dir.absolute(),
                  ", ".join(p.name for p in report.paths.values()))
@@ -62,7 +69,9 @@ def log_summary_run(config: DictConfig, sweep_dir: Path, report: Report) -> Path
     rows = curve_rows(report.summary)
     tracker.log(_wandb_objects(rows, report))
     tracker.summary({"runs_ok": report.summary["runs"]["ok"],
-                     "runs_failed": report.summary["runs"]["failed"]})
+                     "runs_failed": report.summary["runs"]["failed"],
+                     **{f"finding{f['id']}": f["verdict"] for f in report.summary["findings"]["findings"]},
+                     "findings_regime": report.summary["sanity"]["regime"]})
     mode = tracker.mode
     run_dir = tracker.finish()
     return run_dir if mode == "offline" else None
@@ -78,7 +87,11 @@ def _wandb_objects(rows: list[dict], report: Report) -> dict[str, Any]:
     ys = [[by_key.get((s, n)) for n in ns] for s in series]
     chart = wandb.plot.line_series(xs=ns, ys=ys, keys=series, title="Generality curve",
                                    xname="layer n")
-    objects = {"generality_table": table, "generality_curve": chart,
+    findings = report.summary["findings"]["findings"]
+    columns = ["id", "statement", "layers", "test", "estimate", "ci95", "p", "verdict", "detail"]
+    findings_table = wandb.Table(columns=columns, data=[[str(f[c]) if c in ("layers", "ci95") else f[c]
+                                                         for c in columns] for f in findings])
+    objects = {"generality_table": table, "generality_curve": chart, "findings_table": findings_table,
                "generality_figure": wandb.Image(str(report.paths["png"]))}
     if "similarity_png" in report.paths:
         objects.update(similarity_objects(report.summary["similarity"], report.paths["similarity_png"]))

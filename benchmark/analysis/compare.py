@@ -1,0 +1,110 @@
+"""Several sweeps side by side: their curves on one figure, labelled by what differs between
+their configs (random vs family split, BatchNorm vs none, little vs much target data), and
+finding 5 (a dissimilar split falls more at the top layers) tested across them."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+
+from benchmark.analysis.curve import build_summary, metric_label
+from benchmark.analysis.export import write_text
+from benchmark.analysis.figure import RC, XLABEL
+from benchmark.analysis.findings import FindingsSettings, test_findings
+from benchmark.analysis.findings_table import findings_rows
+from benchmark.analysis.stats import ci_half_width
+from benchmark.protocol import SERIES_BY_KEY
+from benchmark.results import NOT_DETERMINING_DATA, NOT_DETERMINING_DATASET, NOT_DETERMINING_RESULT
+from benchmark.storage import atomic_write
+from benchmark.tracking import flatten
+
+COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
+STYLES = {"AnB": "-", "BnB": "--", "AnB+": ":"}  # the series drawn per sweep, by line style
+RUN_KEYS = ("treatment", "n", "finetune", "target", "seed", "source", "hydra")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """One sweep of a comparison: its directory, legend label and usable results."""
+
+    path: Path
+    label: str
+    results: list[dict]
+
+
+def sweep_labels(configs: Sequence[list[dict]]) -> list[str]:
+    """A legend entry per sweep from the settings that differ between sweeps (each sweep's
+    settings: the config keys its runs agree on, without the run's point and execution keys)."""
+    shared = [_constant_keys(runs) for runs in configs]
+    keys = sorted({k for settings in shared for k in settings
+                   if len({repr(s.get(k)) for s in shared}) > 1})
+    return [", ".join(f"{k}={settings.get(k)}" for k in keys) or f"sweep {i + 1}"
+            for i, settings in enumerate(shared)]
+
+
+def _constant_keys(configs: list[dict]) -> dict:
+    flat = [flatten(config) for config in configs]
+    skip = {*RUN_KEYS, *NOT_DETERMINING_RESULT, *(f"data.{k}" for k in NOT_DETERMINING_DATA),
+            *(f"dataset.{k}" for k in NOT_DETERMINING_DATASET)}
+    keys = set.intersection(*(set(f) for f in flat)) if flat else set()
+    return {k: flat[0][k] for k in keys
+            if not {k.split(".")[0], ".".join(k.split(".")[:2])} & skip
+            and len({repr(f[k]) for f in flat}) == 1}
+
+
+def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: FindingsSettings
+            ) -> dict[str, Path]:
+    """Write comparison.png / .pdf and comparison.md (each sweep's findings, finding 5 across
+    them) into ``out_dir``."""
+    summaries = [build_summary(sweep.results, metric) for sweep in sweeps]
+    png, pdf = plot_comparison(summaries, [s.label for s in sweeps], out_dir / "comparison")
+    pooled = test_findings([r for sweep in sweeps for r in sweep.results], metric, settings)
+    lines = ["# Sweeps compared", ""]
+    for sweep in sweeps:
+        block = test_findings(sweep.results, metric, settings)
+        lines += [f"## {sweep.label} ({sweep.path})", "", findings_rows(block["findings"]), ""]
+    across = [f for f in pooled["findings"] if f["id"] == 5]
+    lines += ["## Finding 5 across the sweeps", "", findings_rows(across), ""]
+    lines += [f"{f['detail']}." for f in across]
+    return {"png": png, "pdf": pdf, "markdown": write_text(out_dir / "comparison.md", "\n".join(lines) + "\n")}
+
+
+def plot_comparison(summaries: list[dict], labels: list[str], stem: Path) -> tuple[Path, Path]:
+    """Each sweep in its colour: its base as a dotted line, AnB, BnB and AnB+ by line style."""
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(7.2, 4.8), layout="constrained")
+        FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        for summary, label, color in zip(summaries, labels, COLORS * len(summaries)):
+            _plot_one(ax, summary, color)
+        handles = [Line2D([], [], color=c, lw=2, label=label) for label, c in zip(labels, COLORS * len(labels))]
+        handles += [Line2D([], [], color="black", ls=ls, label=SERIES_BY_KEY[name].legend)
+                    for name, ls in STYLES.items()]
+        handles.append(Line2D([], [], color="black", ls=(0, (1, 3)), label="base$B$ of each sweep"))
+        ax.legend(handles=handles, loc="lower left", frameon=False, fontsize=7)
+        ax.set_xlabel(XLABEL)
+        ax.set_ylabel(metric_label(summaries[0]["metric"]))
+        ax.grid(axis="y", color="0.93", lw=0.6)
+        paths = tuple(atomic_write(stem.with_suffix(s), lambda tmp, s=s: fig.savefig(tmp, format=s[1:], dpi=200))
+                      for s in (".png", ".pdf"))
+    return paths
+
+
+def _plot_one(ax: Axes, summary: dict, color: str) -> None:
+    base = summary["base"]["mean"]
+    if base is not None:
+        ax.axhline(base, color=color, lw=0.9, ls=(0, (1, 3)))
+    for name, ls in STYLES.items():
+        by_n = summary["series"].get(name)
+        if not by_n:
+            continue
+        ns = sorted(int(n) for n in by_n)
+        points = [by_n[str(n)] for n in ns]
+        ax.errorbar(ns, [p["mean"] for p in points], yerr=[ci_half_width(p) or 0.0 for p in points],
+                    color=color, ls=ls, lw=1.4, marker=SERIES_BY_KEY[name].marker, ms=3.5, capsize=2)

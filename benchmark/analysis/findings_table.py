@@ -1,0 +1,70 @@
+"""The findings as a short Markdown table: printed at the end of a sweep, written to
+findings.md beside the figure, logged to W&B."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from benchmark.analysis.export import write_text
+
+COLUMNS = ("#", "finding", "layers n", "test", "estimate [95% CI] (points)", "p", "verdict")
+
+
+def render_findings(summary: dict, title: str = "Findings of Yosinski et al. 2014 on this sweep") -> str:
+    """Header (setting, regime, sanity warnings), the table, then each finding's details."""
+    block = summary["findings"]
+    lines = [f"# {title}", "", findings_text(summary)]
+    if block.get("skipped"):
+        return "\n".join(lines) + "\n"
+    lines += ["", "Details:", ""]
+    for finding in block["findings"]:
+        lines.append(f"{finding['id']}. {finding['detail']}.")
+        if finding["missing"]:
+            lines.append(f"   Missing: {'; '.join(finding['missing'])}.")
+    return "\n".join(lines) + "\n"
+
+
+def findings_text(summary: dict) -> str:
+    """Setting, regime, sanity warnings and the findings table (printed at the end of a sweep)."""
+    block = summary["findings"]
+    lines = []
+    setting = "; ".join(f"{key} {', '.join(values)}" for key, values in summary["meta"].items() if values)
+    lines += [f"Setting: {setting}. Metric: {summary['metric']}.",
+              f"Regime: {summary['sanity']['regime']}.", ""]
+    lines += [f"**Warning:** {warning}" for warning in summary["sanity"]["warnings"]]
+    if block.get("skipped"):
+        return "\n".join([*lines, f"No findings tested: {block['skipped']}."])
+    return "\n".join([*lines, "", findings_rows(block["findings"])])
+
+
+def findings_rows(findings: list[dict]) -> str:
+    """The table alone (one row per finding)."""
+    rows = [COLUMNS, tuple("---" for _ in COLUMNS)]
+    rows += [(str(f["id"]), f["statement"], _layers(f["layers"]), f["test"], _estimate(f),
+              format_p(f["p"]), f["verdict"]) for f in findings]
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def write_findings(summary: dict, path: Path) -> Path:
+    return write_text(path, render_findings(summary))
+
+
+def _layers(layers: list[int]) -> str:
+    if not layers:
+        return "--"
+    contiguous = layers == list(range(layers[0], layers[-1] + 1))
+    return f"{layers[0]}-{layers[-1]}" if contiguous and len(layers) > 1 else ", ".join(map(str, layers))
+
+
+def _estimate(finding: dict) -> str:
+    return format_interval(finding["estimate"], finding["ci95"])
+
+
+def format_interval(mean: float | None, ci: list[float] | None) -> str:
+    """``+1.23 [+0.50, +1.96]`` (points), ``--`` when undefined."""
+    if mean is None:
+        return "--"
+    return f"{mean:+.2f}" + (f" [{ci[0]:+.2f}, {ci[1]:+.2f}]" if ci else "")
+
+
+def format_p(p: float | None) -> str:
+    return "--" if p is None else (f"{p:.3f}" if p >= 0.001 else f"{p:.1e}")
