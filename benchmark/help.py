@@ -49,10 +49,11 @@ def help_page(cfg: DictConfig) -> str:
 
 
 def _treatments() -> list[str]:
-    lines = []
+    lines, seen = [], set()
     for series in SERIES:
-        if series.finetune:
+        if series.finetune or series.treatment in seen:  # one line per treatment
             continue
+        seen.add(series.treatment)
         n = 0 if series.treatment == "base" else 3
         label = run_label(series.treatment, n, False, "B")
         plus = "" if series.treatment in ("base", "random") else f" / {run_label(series.treatment, n, True, 'B')}"

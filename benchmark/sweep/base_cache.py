@@ -67,7 +67,8 @@ class BaseCache:
             state = bytes_to_tensors(read_verified(model_path))
             return CachedBase(state, json.loads(meta_path.read_text()), False, model_path)
         except Exception as error:  # any damage means: retrain
-            log.warning("cached base network %s is corrupt (%s); retraining it", model_path, error)
+            log.warning("cached base network %s is corrupt (%s); not using it (the next run that "
+                        "needs it trains it again)", model_path, error)
             return None
 
     def get(self, fields: dict[str, Any]) -> CachedBase | None:
