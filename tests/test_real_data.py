@@ -25,4 +25,4 @@ def test_cifar10_sweep_learns_and_transfers(cifar10_jpg_root, tmp_path):
     assert top1["baseB"] > 2 * CHANCE and top1["AnB1"] > 2 * CHANCE, top1
     assert results["baseB-seed0"]["classes_B"] and len(results["baseB-seed0"]["classes_B"]) == 5
     summary = json.loads((sweep / "summary.json").read_text())
-    assert summary["runs"]["ok"] == 3
+    assert summary["runs"]["ok"] == 4  # and baseA, the source, reported by the base run
