@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slurm
 SLURM = ("hydra/launcher=slurm", "hydra.launcher.gpus_per_node=0", "hydra.launcher.cpus_per_task=1",
          "hydra.launcher.mem_gb=1", "hydra.launcher.timeout_min=10", "threads=1",
          "wandb.mode=disabled")
-# about half a second per epoch, so that requeues and kills land mid-training
-SLOW = ("model.width=16", "dataset.params.train_per_class=200", "train.epochs=12")
+# about a second per epoch on 2 free cores, so that requeues and kills land mid-training
+SLOW = ("model.width=16", "dataset.params.train_per_class=400", "train.epochs=30")
 
 
 def _cluster_problem() -> str | None:
@@ -121,7 +121,8 @@ def test_demo_grid_on_slurm_runs_bases_first_and_equals_in_process(tmp_path):
     assert runs == ["AnB+3-seed0", "AnB3-seed0", "BnB+3-seed0", "BnB3-seed0", "RnB3-seed0", "baseB-seed0"]
     assert sorted(base_trainings(sweep)) == ["baseA", "baseB"]  # each once, by the base run
     summary = json.loads((sweep / "summary.json").read_text())
-    assert summary["runs"] == {"total": 6, "ok": 6, "failed": 0, "duplicates": 0}
+    # and baseA, the source the base run trains and reports: 7 runs from 6 jobs
+    assert summary["runs"] == {"total": 7, "ok": 7, "failed": 0, "duplicates": 0}
     base = _allocations(_job_id(sweep / "baseB-seed0"))
     others = [row for run in runs if run != "baseB-seed0" for row in _allocations(_job_id(sweep / run))]
     assert [row["state"] for row in base + others] == ["COMPLETED"] * 6
@@ -242,7 +243,7 @@ def test_a_lost_node_loses_no_finished_run_and_the_rerun_finishes_the_rest(tmp_p
 def test_a_run_longer_than_its_time_limit_goes_on_over_several_allocations(tmp_path):
     name = "slurm-timeout"
     # about a minute and a half of training: longer than Slurm's shortest time limit
-    args = _grid(name, "treatment=base", "n=0", *SLOW, "train.epochs=150")
+    args = _grid(name, "treatment=base", "n=0", *SLOW, "dataset.params.train_per_class=200", "train.epochs=150")
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     # slurmctld sends the time-limit signal (USR2) up to 30 s before the time asked for, so a
     # short delay: the signal comes 25-55 s into each 1-minute allocation, after submitit's
