@@ -37,6 +37,9 @@ NOT_DETERMINING_RESULT = ("wandb", "cache_dir", "device", "threads", "analysis",
 NOT_DETERMINING_DATA = ("root", "num_workers")
 # dataset options that change where or how fast data is read, never what a network learns
 NOT_DETERMINING_DATASET = ("cache_dir", "download", "num_workers")
+# keys added after results were first written: at null (what a run did before them) they stay
+# out of the fingerprint, so finished results keep theirs
+NULL_AS_ABSENT = ("train_per_class",)
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -51,7 +54,8 @@ def config_fingerprint(cfg: DictConfig) -> str:
 
 def determining_dataset(dataset: dict) -> dict:
     """The ``dataset`` options that decide what a network learns."""
-    return {k: v for k, v in dataset.items() if k not in NOT_DETERMINING_DATASET}
+    return {k: v for k, v in dataset.items()
+            if k not in NOT_DETERMINING_DATASET and not (k in NULL_AS_ABSENT and v is None)}
 
 
 def finished_result(out_dir: Path, fingerprint: str) -> dict | None:

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
+from omegaconf import open_dict
 from PIL import Image
 
 from benchmark.data import cifar, decode, files, load_dataset, nominal_image_size
@@ -21,6 +22,7 @@ from benchmark.data.classlists import cifar100_superclasses
 from benchmark.data.fashion_mnist import CLASSES as FASHION
 from benchmark.data.imagenet import find_imagenet
 from benchmark.errors import UserError
+from benchmark.results import config_fingerprint
 from conftest import SHARED_DATA, compose_config
 
 RNG = np.random.default_rng(0)
@@ -263,6 +265,27 @@ def test_nominal_image_size_is_the_loaded_size(tmp_path):
     assert (nominal_image_size(synthetic), nominal_image_size(fashion)) == (15, 32)
     for cfg in (synthetic, fashion):
         assert nominal_image_size(cfg) == load_dataset(cfg, str(root)).image_size
+
+
+def test_train_per_class_makes_the_dataset_smaller_the_same_way_in_every_run(tmp_path):
+    full, root, (n_train, n_val, names, _) = _make("cifar10-jpg", tmp_path)
+    cfg = dataset_cfg("cifar10", tmp_path, "dataset.image_size=8", "dataset.train_per_class=2")
+    data, again, every = load_dataset(cfg, str(root)), load_dataset(cfg, str(root)), load_dataset(full, str(root))
+    assert data.train.class_counts().tolist() == [2] * len(names)   # both halves: every class
+    assert len(data.val) == n_val and len(every.train) == n_train  # validation images all kept
+    assert torch.equal(data.train.images, again.train.images)
+    kept = {bytes(image.flatten().tolist()) for image in data.train.images}
+    assert kept <= {bytes(image.flatten().tolist()) for image in every.train.images}
+
+
+def test_train_per_class_left_null_keeps_the_fingerprints_of_older_results():
+    cfg = compose_config("dataset=cifar10")
+    older = copy.deepcopy(cfg)
+    with open_dict(older.dataset):
+        del older.dataset["train_per_class"]
+    assert config_fingerprint(cfg) == config_fingerprint(older)
+    cfg.dataset.train_per_class = 100
+    assert config_fingerprint(cfg) != config_fingerprint(older)
 
 
 # ---------------------------------------------------------------- bad input

@@ -10,12 +10,15 @@ one loader per dataset: ``synthetic``, ``cifar``, ``fashion_mnist``, ``tiny_imag
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from omegaconf import DictConfig
 
 from benchmark.data import cifar, fashion_mnist, imagefolder, imagenet, synthetic, tiny_imagenet
 from benchmark.data.images import LabelledImages
 from benchmark.data.splits import ClassSplit, HalfTask, half_task, split_classes, target_limit
+
+SUBSET_SEED = 0  # dataset.train_per_class picks the same images whatever the run's seed
 
 LOADERS: dict[str, Callable[[DictConfig, str], LabelledImages]] = {
     "synthetic": synthetic.load,
@@ -29,8 +32,14 @@ LOADERS: dict[str, Callable[[DictConfig, str], LabelledImages]] = {
 
 
 def load_dataset(cfg: DictConfig, root: str) -> LabelledImages:
-    """Load (or generate) the dataset chosen by the ``dataset`` config group."""
-    return LOADERS[cfg.name](cfg, root)
+    """Load (or generate) the dataset chosen by the ``dataset`` config group; an image
+    dataset's ``train_per_class`` keeps at most that many training images of every class
+    (the same ones in every run, both halves: a smaller dataset, not the small-target regime)."""
+    dataset = LOADERS[cfg.name](cfg, root)
+    per_class = cfg.get("train_per_class")  # the synthetic data is generated at its size
+    if per_class is None:
+        return dataset
+    return replace(dataset, train=dataset.train.per_class(per_class, SUBSET_SEED))
 
 
 def nominal_image_size(cfg: DictConfig) -> int:

@@ -29,6 +29,7 @@ class Images:
     mean: list[float] = key(_per_channel(0.5, positive=False))
     std: list[float] = key(_per_channel(0.25, positive=True))
     cache_dir: str = key()
+    train_per_class: Optional[int] = key(optional(at_least(1)))
 
 
 @dataclass
