@@ -37,9 +37,9 @@ NOT_DETERMINING_RESULT = ("wandb", "cache_dir", "device", "threads", "analysis",
 NOT_DETERMINING_DATA = ("root", "num_workers")
 # dataset options that change where or how fast data is read, never what a network learns
 NOT_DETERMINING_DATASET = ("cache_dir", "download", "num_workers")
-# keys added after results were first written: at null (what a run did before them) they stay
-# out of the fingerprint, so finished results keep theirs
-NULL_AS_ABSENT = ("train_per_class",)
+# keys added after results were first written, with the value that does what runs did before
+# them: at that value they stay out of fingerprints and cache keys, so finished work keeps its own
+LATER_KEYS = {"dataset": {"train_per_class": None}, "model": {"init": "default"}}
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -48,14 +48,16 @@ def config_fingerprint(cfg: DictConfig) -> str:
     for key in NOT_DETERMINING_RESULT:
         config.pop(key, None)
     config["data"] = {k: v for k, v in config["data"].items() if k not in NOT_DETERMINING_DATA}
-    config["dataset"] = determining_dataset(config["dataset"])
+    for group in ("dataset", "model"):
+        config[group] = determining(group, config[group])
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def determining_dataset(dataset: dict) -> dict:
-    """The ``dataset`` options that decide what a network learns."""
-    return {k: v for k, v in dataset.items()
-            if k not in NOT_DETERMINING_DATASET and not (k in NULL_AS_ABSENT and v is None)}
+def determining(group: str, options: dict) -> dict:
+    """The options of config group ``group`` (dataset, model) that decide what a network learns."""
+    skip = NOT_DETERMINING_DATASET if group == "dataset" else ()
+    later = LATER_KEYS.get(group, {})
+    return {k: v for k, v in options.items() if k not in skip and not (k in later and later[k] == v)}
 
 
 def finished_result(out_dir: Path, fingerprint: str) -> dict | None:

@@ -3,10 +3,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from benchmark.data import half_task, load_dataset, split_classes
 from benchmark.data.synthetic import SyntheticSpec, generate
 from benchmark.networks import Workspace, base_network, fit
+from benchmark.results import config_fingerprint
 from benchmark.sweep.base_cache import BaseCache, base_fields
 from benchmark.surgery import prepare_target
 from conftest import CONFIG_DIR, compose_config
@@ -92,3 +94,16 @@ def test_target_fraction_thins_only_the_target_half_and_keys_its_base(smoke_cfg)
     assert ws.task("A").train.class_counts().tolist() == [24] * 4
     full = base_fields(smoke_cfg(), "B")
     assert base_fields(cfg, "B") != full and base_fields(cfg, "A") == base_fields(smoke_cfg(), "A")
+
+
+@pytest.mark.parametrize("group, key, value", [("dataset", "train_per_class", 100), ("model", "init", "kaiming")])
+def test_keys_added_later_keep_older_fingerprints_at_their_old_value(group, key, value):
+    """A finished result or cached base of a config written before the key existed is still found."""
+    cfg = compose_config("dataset=cifar10")
+    older = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # untyped: keys can go
+    del older[group][key]
+    assert config_fingerprint(cfg) == config_fingerprint(older)
+    assert base_fields(cfg, "B") == base_fields(older, "B")
+    cfg[group][key] = value
+    assert config_fingerprint(cfg) != config_fingerprint(older)
+    assert base_fields(cfg, "B") != base_fields(older, "B")

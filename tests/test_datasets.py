@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 import torchvision.datasets.cifar
-from omegaconf import open_dict
 from PIL import Image
 
 from benchmark.data import cifar, decode, files, load_dataset, nominal_image_size
@@ -22,7 +21,6 @@ from benchmark.data.classlists import cifar100_superclasses
 from benchmark.data.fashion_mnist import CLASSES as FASHION
 from benchmark.data.imagenet import find_imagenet
 from benchmark.errors import UserError
-from benchmark.results import config_fingerprint
 from conftest import SHARED_DATA, compose_config
 
 RNG = np.random.default_rng(0)
@@ -276,16 +274,6 @@ def test_train_per_class_makes_the_dataset_smaller_the_same_way_in_every_run(tmp
     assert torch.equal(data.train.images, again.train.images)
     kept = {bytes(image.flatten().tolist()) for image in data.train.images}
     assert kept <= {bytes(image.flatten().tolist()) for image in every.train.images}
-
-
-def test_train_per_class_left_null_keeps_the_fingerprints_of_older_results():
-    cfg = compose_config("dataset=cifar10")
-    older = copy.deepcopy(cfg)
-    with open_dict(older.dataset):
-        del older.dataset["train_per_class"]
-    assert config_fingerprint(cfg) == config_fingerprint(older)
-    cfg.dataset.train_per_class = 100
-    assert config_fingerprint(cfg) != config_fingerprint(older)
 
 
 # ---------------------------------------------------------------- bad input

@@ -64,6 +64,21 @@ def test_convnet8_has_seven_transferable_blocks_and_a_head(size):
     assert net(torch.zeros(2, 3, size, size)).shape == (2, 10)
 
 
+def _output_scale(net: TransferNet) -> float:
+    torch.manual_seed(0)
+    return net.forward_prefix(torch.randn(64, 3, 24, 24), 7).std().item()
+
+
+def test_kaiming_init_keeps_the_signal_of_convnet8_without_batchnorm():
+    """PyTorch's default init shrinks activations layer by layer, which only BatchNorm undoes;
+    He init keeps them at the input's scale, so a net without BatchNorm can train."""
+    torch.manual_seed(0)
+    shrunk = _output_scale(convnet8(10, 24, batchnorm=False).eval())
+    torch.manual_seed(0)
+    kept = _output_scale(convnet8(10, 24, batchnorm=False, init="kaiming").eval())
+    assert shrunk < 0.05 and 0.3 < kept < 3
+
+
 def test_every_architecture_has_its_blocks_a_head_and_block_costs(case):
     cfg, size, blocks, depth = case
     net = build_model(cfg, 10, size)

@@ -13,6 +13,9 @@ from benchmark.models.net import TransferNet
 from benchmark.models.registry import register
 
 CONV_WIDTHS = (1.0, 2.5, 4.0, 4.0, 2.5)
+# default: PyTorch's layer init, whose scale shrinks layer by layer (BatchNorm restores it);
+# kaiming: He et al. 2015's for ReLU networks, which keeps it, so the net trains without BatchNorm
+INITS = ("default", "kaiming")
 POOLED = (True, True, False, False, True)
 
 
@@ -33,7 +36,7 @@ def _fc_block(cin: int, cout: int, dropout: float, flatten: bool = False) -> nn.
 
 
 def convnet8(num_classes: int, image_size: int, width: int = 16, fc_width: int = 128,
-             batchnorm: bool = True, dropout: float = 0.5) -> TransferNet:
+             batchnorm: bool = True, dropout: float = 0.5, init: str = "default") -> TransferNet:
     channels = [3] + [max(1, round(width * m)) for m in CONV_WIDTHS]
     blocks: dict[str, nn.Module] = {}
     size = image_size
@@ -42,10 +45,20 @@ def convnet8(num_classes: int, image_size: int, width: int = 16, fc_width: int =
         size = size // 2 if pool else size
     blocks["fc6"] = _fc_block(channels[-1] * size * size, fc_width, dropout, flatten=True)
     blocks["fc7"] = _fc_block(fc_width, fc_width, dropout)
-    return TransferNet(blocks, nn.Linear(fc_width, num_classes))
+    net = TransferNet(blocks, nn.Linear(fc_width, num_classes))
+    if init == "kaiming":
+        net.apply(_kaiming)
+    return net
+
+
+def _kaiming(module: nn.Module) -> None:
+    if isinstance(module, (nn.Conv2d, nn.Linear)):
+        nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
 
 
 @register("convnet8")
 def from_config(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
     return convnet8(num_classes, image_size, width=cfg.width, fc_width=cfg.fc_width,
-                    batchnorm=cfg.batchnorm, dropout=cfg.dropout)
+                    batchnorm=cfg.batchnorm, dropout=cfg.dropout, init=cfg.init)

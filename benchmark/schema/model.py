@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from benchmark.models.convnet8 import INITS
 from benchmark.schema.keys import at_least, between, key, one_of, store
 
 
@@ -21,6 +22,7 @@ class ConvNet8(CaffeNet):
     width: int = key(at_least(1))
     fc_width: int = key(at_least(1))
     batchnorm: bool = key()
+    init: str = key(one_of(INITS))
 
 
 @dataclass
