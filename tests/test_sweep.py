@@ -22,6 +22,15 @@ def _sweep(tmp_path: Path, *extra: str):
                    cwd=tmp_path, timeout=600)
 
 
+def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_cli("-m", "experiment=smoke", "treatment=base,selffer", "n=1,2", "finetune=false",
+                   "wandb.mode=disabled", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
+    assert runs == ["BnB1-seed0", "BnB2-seed0", "baseB-seed0"]  # the reference of the curve, at n=0
+
+
 def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
     proc = _sweep(tmp_path, "wandb.mode=offline")
     assert proc.returncode == 0, proc.stderr[-3000:]

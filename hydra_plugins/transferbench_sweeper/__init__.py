@@ -4,8 +4,9 @@ The grid is the cartesian product of the paper's axes (treatment x n x finetune 
 target x seed ...), like Hydra's basic sweeper, with three changes:
 
 * ``n=all`` means every layer of the model each job builds: n = 1..L of that model
-  (L from its block list), n = 0 for base runs; an explicit n above a model's L is
-  one error naming the model, L and its blocks;
+  (L from its block list); an explicit n above a model's L is one error naming the
+  model, L and its blocks; base runs copy no layer and run once, at n = 0, whatever
+  the n axis holds (``n=1,3,5`` keeps its base runs, the reference of the curve);
 * combinations that are not runs of the protocol (``treatment=base n=3``,
   ``treatment=random finetune=true``) are dropped instead of failing;
 * base runs form a first wave, launched before every other job, so the base
@@ -25,7 +26,7 @@ from hydra.core.override_parser.types import Override
 
 from benchmark.errors import UserError, exit_with
 from benchmark.protocol import (EVERY_LAYER, check_layer, combination_problem, every_layer,
-                                not_a_layer)
+                                not_a_layer, treatment_named)
 from benchmark.run import model_blocks
 from benchmark.sweep.progress import write_plan
 
@@ -67,10 +68,13 @@ class ProtocolSweeper(BasicSweeper):
         return self._blocks[key]
 
     def _layers(self, job: List[str]) -> List[List[str]]:
-        """``job`` with ``n=all`` expanded to the layers of its model; an explicit n checked."""
+        """``job`` with ``n=all`` expanded to the layers of its model; an explicit n checked;
+        a base run at n=0."""
         values = _values(job)
         n = values.get("n", str(self.config.n))
         treatment = values.get("treatment", str(self.config.treatment))
+        if not treatment_named(treatment).copies_layers:
+            return [_with_n(job, 0)]
         model, blocks = self._model_blocks(job)
         if n == EVERY_LAYER:
             return [_with_n(job, layer) for layer in every_layer(treatment, len(blocks))]
@@ -83,7 +87,8 @@ class ProtocolSweeper(BasicSweeper):
                         ) -> List[List[List[str]]]:
         grid = BasicSweeper.split_arguments(overrides, None)[0]
         try:
-            jobs = [job for grid_job in grid for job in self._layers(grid_job)]
+            expanded = [tuple(job) for grid_job in grid for job in self._layers(grid_job)]
+            jobs = [list(job) for job in dict.fromkeys(expanded)]  # base runs named once per n
             points = [(job, self._point(job)) for job in jobs]
             valid = [(job, point) for job, point in points if combination_problem(*point) is None]
         except UserError as error:  # one line, before any job starts
