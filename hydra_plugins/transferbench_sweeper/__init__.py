@@ -7,7 +7,7 @@ target x seed ...), like Hydra's basic sweeper, with three changes:
   (L from its block list); an explicit n above a model's L is one error naming the
   model, L and its blocks; base runs copy no layer and run once, at n = 0, whatever
   the n axis holds (``n=1,3,5`` keeps its base runs, the reference of the curve);
-* combinations that are not runs of the protocol (``treatment=base n=3``,
+* combinations that are not runs of the protocol (``treatment=selffer n=0``,
   ``treatment=random finetune=true``) are dropped instead of failing;
 * base runs form a first wave, launched before every other job, so the base
   networks are trained and cached before the jobs that copy from them start
@@ -88,7 +88,7 @@ class ProtocolSweeper(BasicSweeper):
         grid = BasicSweeper.split_arguments(overrides, None)[0]
         try:
             expanded = [tuple(job) for grid_job in grid for job in self._layers(grid_job)]
-            jobs = [list(job) for job in dict.fromkeys(expanded)]  # base runs named once per n
+            jobs = [list(job) for job in dict.fromkeys(expanded)]  # one base run, not one per n
             points = [(job, self._point(job)) for job in jobs]
             valid = [(job, point) for job, point in points if combination_problem(*point) is None]
         except UserError as error:  # one line, before any job starts
