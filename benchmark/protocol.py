@@ -37,6 +37,11 @@ class Treatment:
     copies_layers: bool = True
     finetunable: bool = True
 
+    @property
+    def copies_a_sweep_base(self) -> bool:
+        """Its layers come from a base network the sweep itself trains (selffer, transfer)."""
+        return self.source in ("target", "other")
+
 
 TREATMENTS: dict[str, Treatment] = {t.name: t for t in (
     Treatment("base", None, copies_layers=False, finetunable=False),
@@ -157,7 +162,7 @@ def check_point(cfg: DictConfig) -> None:
     if external and len(given) != 1:
         raise UserError("treatment=external copies its layers from a network you give: set exactly "
                         "one of source.checkpoint=PATH or source.weights=NAME (e.g. IMAGENET1K_V1)")
-    if given and kind.source in ("target", "other"):  # base and random runs copy nothing: fine in a sweep
+    if given and kind.copies_a_sweep_base:  # base and random runs copy nothing: fine in a sweep
         raise UserError(f"source.{given[0]} is set but treatment={cfg.treatment} copies from a base "
                         "network trained here, not from it; use treatment=external to copy layers "
                         "from that network")
@@ -182,6 +187,6 @@ def layer_name(n: int, blocks: Sequence[str]) -> str | None:
     return blocks[n - 1] if n else None
 
 
-def every_layer(treatment: str, depth: int) -> list[int]:
-    """What ``n=all`` means for a treatment: 1..L, or 0 for one that copies nothing."""
-    return list(range(1, depth + 1)) if treatment_named(treatment).copies_layers else [0]
+def every_layer(depth: int) -> list[int]:
+    """What ``n=all`` means for a treatment that copies layers: 1..L."""
+    return list(range(1, depth + 1))

@@ -130,13 +130,15 @@ def test_demo_grid_on_slurm_runs_bases_first_and_equals_in_process(tmp_path):
     summary = json.loads((sweep / "summary.json").read_text())
     # and baseA, the source the base run trains and reports: 7 runs from 6 jobs
     assert summary["runs"] == {"total": 7, "ok": 7, "failed": 0, "duplicates": 0}
-    base = _allocations(_job_id(sweep / "baseB-seed0"))
-    others = [row for run in runs if run != "baseB-seed0" for row in _allocations(_job_id(sweep / run))]
-    assert [row["state"] for row in base + others] == ["COMPLETED"] * 6
-    # the second wave is submitted once the first has written its result (Slurm's own end time
-    # comes a moment later, after the job's teardown, so it cannot order the waves)
-    base_done = int((sweep / "baseB-seed0" / "result.json").stat().st_mtime)
-    assert min(_epoch(row["submit"]) for row in others) >= base_done
+    first = [row for run in ("baseB-seed0", "RnB3-seed0") for row in _allocations(_job_id(sweep / run))]
+    copying = [row for run in runs if run[0] in "AB" for row in _allocations(_job_id(sweep / run))]
+    assert [row["state"] for row in first + copying] == ["COMPLETED"] * 6
+    # the second wave (the runs that copy a base network) is submitted once the first has written
+    # its results (Slurm's own end time comes a moment later, after the job's teardown, so it
+    # cannot order the waves)
+    first_done = max(int((sweep / run / "result.json").stat().st_mtime)
+                     for run in ("baseB-seed0", "RnB3-seed0"))
+    assert min(_epoch(row["submit"]) for row in copying) >= first_done
     assert sweep_numbers(sweep) == sweep_numbers(_in_process(tmp_path, *args))
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import base_trainings, run_cli, sweep_numbers
+from hydra_plugins.transferbench_sweeper import waves
 from wandb_records import summary_and_run
 
 GRID = ["treatment=base,selffer,transfer", "n=0,2,5", "finetune=false,true", "target=B"]
@@ -20,6 +21,18 @@ OUTPUTS = ["results.csv", "summary.json", "generality.png", "generality.pdf", "t
 def _sweep(tmp_path: Path, *extra: str):
     return run_cli("-m", "experiment=smoke", *GRID, f"hydra.sweep.dir={tmp_path / 'sweep'}", *extra,
                    cwd=tmp_path, timeout=600)
+
+
+def test_runs_that_copy_no_base_of_the_sweep_run_in_the_first_wave_after_the_base_runs():
+    base, random, external = ["treatment=base", "n=0"], ["treatment=random", "n=1"], \
+        ["treatment=external", "n=1"]
+    selffer, transfer = ["treatment=selffer", "n=1"], ["treatment=transfer", "n=1"]
+    jobs = [(selffer, "selffer"), (random, "random"), (transfer, "transfer"), (base, "base"),
+            (external, "external")]
+    assert waves(jobs) == [[base + ["warm_sources=true"], random, external], [selffer, transfer]]
+    without_transfer = [job for job in jobs if job[1] != "transfer"]
+    assert waves(without_transfer) == [[base, random, external], [selffer]]
+    assert waves([(random, "random")]) == [[random]]
 
 
 def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):

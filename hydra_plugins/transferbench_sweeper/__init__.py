@@ -9,11 +9,12 @@ target x seed ...), like Hydra's basic sweeper, with three changes:
   the n axis holds (``n=1,3,5`` keeps its base runs, the reference of the curve);
 * combinations that are not runs of the protocol (``treatment=selffer n=0``,
   ``treatment=random finetune=true``) are dropped instead of failing;
-* base runs form a first wave, launched before every other job, so the base
-  networks are trained and cached before the jobs that copy from them start
-  (no job waits on a lock while a base network trains elsewhere); when the grid
-  has transfer runs, the base jobs also train the other half's base network
-  (``warm_sources=true``), the source those runs copy from.
+* the jobs run in two waves (:func:`waves`): the base runs and the runs that copy no
+  base network of the sweep (random, external) first, so the base networks are trained
+  and cached before the jobs that copy from them start (no job waits on a lock while a
+  base network trains elsewhere) and the other jobs of the first wave keep parallel
+  launchers busy meanwhile; when the grid has transfer runs, the base jobs also train
+  the other half's base network (``warm_sources=true``), the source those runs copy from.
 """
 from __future__ import annotations
 
@@ -47,6 +48,20 @@ def _with_n(job: List[str], n: int) -> List[str]:
     return [item for item in job if not item.startswith("n=")] + [f"n={n}"]
 
 
+def waves(jobs: List[tuple[List[str], str]]) -> List[List[List[str]]]:
+    """The jobs (overrides, treatment) in the order they run: a first wave of the base runs
+    (with ``warm_sources=true`` when the grid has transfer runs) followed by the runs that
+    copy no base network of the sweep, and a second wave of the runs that do (selffer,
+    transfer). Empty waves are left out."""
+    warm = any(treatment == "transfer" for _, treatment in jobs)
+    base = [job + ["warm_sources=true"] if warm else job
+            for job, treatment in jobs if treatment == "base"]
+    free = [job for job, treatment in jobs
+            if treatment != "base" and not treatment_named(treatment).copies_a_sweep_base]
+    copying = [job for job, treatment in jobs if treatment_named(treatment).copies_a_sweep_base]
+    return [wave for wave in (base + free, copying) if wave]
+
+
 class ProtocolSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
@@ -77,7 +92,7 @@ class ProtocolSweeper(BasicSweeper):
             return [_with_n(job, 0)]
         model, blocks = self._model_blocks(job)
         if n == EVERY_LAYER:
-            return [_with_n(job, layer) for layer in every_layer(treatment, len(blocks))]
+            return [_with_n(job, layer) for layer in every_layer(len(blocks))]
         if not _is_integer(n):
             raise not_a_layer(n)
         check_layer(int(n), blocks, model)
@@ -96,12 +111,8 @@ class ProtocolSweeper(BasicSweeper):
         dropped = len(jobs) - len(valid)
         if dropped:
             log.info("dropped %d grid points that are not runs of the protocol", dropped)
-        base = [job for job, (treatment, _, _) in valid if treatment == "base"]
-        rest = [job for job, (treatment, _, _) in valid if treatment != "base"]
-        if any(treatment == "transfer" for _, (treatment, _, _) in valid):
-            base = [job + ["warm_sources=true"] for job in base]
         write_plan(Path(self.config.hydra.sweep.dir), len(valid))
-        waves = [wave for wave in (base, rest) if wave]
         size = max_batch_size or 0
-        return [wave[i:i + size] for wave in waves for i in range(0, len(wave), size)] if size > 0 \
-            else waves
+        in_waves = waves([(job, treatment) for job, (treatment, _, _) in valid])
+        return [wave[i:i + size] for wave in in_waves for i in range(0, len(wave), size)] \
+            if size > 0 else in_waves
