@@ -39,7 +39,8 @@ NOT_DETERMINING_DATA = ("root", "num_workers")
 NOT_DETERMINING_DATASET = ("cache_dir", "download", "num_workers")
 # keys added after results were first written, with the value that does what runs did before
 # them: at that value they stay out of fingerprints and cache keys, so finished work keeps its own
-LATER_KEYS = {"dataset": {"train_per_class": None}, "model": {"init": "default"}}
+LATER_KEYS = {"dataset": {"train_per_class": None}, "model": {"init": "default"},
+              "train": {"eval_every": 1}}
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -48,13 +49,14 @@ def config_fingerprint(cfg: DictConfig) -> str:
     for key in NOT_DETERMINING_RESULT:
         config.pop(key, None)
     config["data"] = {k: v for k, v in config["data"].items() if k not in NOT_DETERMINING_DATA}
-    for group in ("dataset", "model"):
+    for group in LATER_KEYS:
         config[group] = determining(group, config[group])
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def determining(group: str, options: dict) -> dict:
-    """The options of config group ``group`` (dataset, model) that decide what a network learns."""
+    """The options of config group ``group`` (dataset, model, train) that decide what a run
+    reports."""
     skip = NOT_DETERMINING_DATASET if group == "dataset" else ()
     later = LATER_KEYS.get(group, {})
     return {k: v for k, v in options.items() if k not in skip and not (k in later and later[k] == v)}

@@ -24,7 +24,7 @@ from benchmark.results import (CHECKPOINT_FILE, RESULT_FILE, SOURCE_BASES, confi
                                finished_result, provenance, write_result)
 from benchmark.similarity import Probe, base_vs_base, vs_source
 from benchmark.tracking import Tracker, run_id
-from benchmark.train import evaluate
+from benchmark.train import best_top1, evaluate
 
 log = logging.getLogger(__name__)
 
@@ -149,8 +149,7 @@ def _base_report(ws: Workspace, base: BaseNetwork, half: str) -> dict[str, Any]:
     history = base.cached.meta["history"]
     metrics = evaluate(base.model, ws.task(half).val, ws.normalize, ws.device,
                        ws.cfg.train.eval_batch_size)
-    best = max(h["val_top1"] for h in history)
-    return {"metrics": {**metrics, "top1_best": best}, "history": history,
+    return {"metrics": {**metrics, "top1_best": best_top1(history)}, "history": history,
             "network_file": str(base.cached.path)}
 
 

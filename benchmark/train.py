@@ -1,5 +1,6 @@
 """The training / evaluation loop: SGD + momentum or AdamW, step or cosine schedule with an
-optional linear warm-up, per-epoch evaluation.
+optional linear warm-up, evaluation on the held-out images every ``train.eval_every`` epochs
+and after the last.
 
 One log line per epoch and a tqdm bar per epoch. A NaN or infinite loss stops the
 run with :class:`RunDiverged`. On CUDA, autocast (bf16) and channels_last switch on.
@@ -36,7 +37,18 @@ class TrainResult:
     def metrics(self) -> dict:
         last = self.final
         return {"top1": last["val_top1"], "top5": last["val_top5"], "loss": last["val_loss"],
-                "top1_best": max(h["val_top1"] for h in self.history)}
+                "top1_best": best_top1(self.history)}
+
+
+def best_top1(history: list[dict]) -> float:
+    """The best held-out top-1 of a training's evaluated epochs."""
+    return max(h["val_top1"] for h in history if "val_top1" in h)
+
+
+def evaluated_after(epoch: int, recipe: DictConfig) -> bool:
+    """Whether the held-out images are evaluated after ``epoch``: every ``train.eval_every``-th
+    epoch and the last (whose numbers are the run's result)."""
+    return epoch % recipe.eval_every == 0 or epoch == recipe.epochs
 
 
 def pick_device(name: str) -> torch.device:
@@ -201,12 +213,12 @@ def train(job: TrainJob, on_epoch: Callable[[dict], None] | None = None,
         lr = optimizer.param_groups[0]["lr"]
         stats = train_epoch(epoch_job, optimizer, generator, f"{job.name} epoch {epoch}/{recipe.epochs}")
         scheduler.step()
-        val = evaluate(net, data.val, data.normalize, data.device, recipe.eval_batch_size)
+        val = evaluate(net, data.val, data.normalize, data.device, recipe.eval_batch_size) \
+            if evaluated_after(epoch, recipe) else {}
         record = {"epoch": epoch, **stats, **{f"val_{k}": v for k, v in val.items()}, "lr": lr}
         result.history.append(record)
-        log.info("%s epoch %d/%d  train_loss %.4f  train_top1 %.4f  val_loss %.4f  val_top1 %.4f  "
-                 "val_top5 %.4f  lr %.4g", job.name, epoch, recipe.epochs, stats["train_loss"],
-                 stats["train_top1"], val["loss"], val["top1"], val["top5"], lr)
+        log.info("%s epoch %d/%d  %s  lr %.4g", job.name, epoch, recipe.epochs,
+                 "  ".join(f"{k} {v:.4f}" for k, v in record.items() if k not in ("epoch", "lr")), lr)
         checkpoint.save(job.model, optimizer, scheduler, generator, result.history)
         if on_epoch is not None:
             on_epoch(record)

@@ -8,7 +8,7 @@ from omegaconf import OmegaConf
 from benchmark.data import half_task, load_dataset, split_classes
 from benchmark.data.synthetic import SyntheticSpec, generate
 from benchmark.networks import Workspace, base_network, fit
-from benchmark.results import config_fingerprint
+from benchmark.results import LATER_KEYS, config_fingerprint
 from benchmark.sweep.base_cache import BaseCache, base_fields
 from benchmark.surgery import prepare_target
 from conftest import CONFIG_DIR, compose_config
@@ -33,6 +33,22 @@ def test_feature_cache_trains_the_same_weights_as_end_to_end(shared_smoke_cfg, n
     for key, value in cached.state_dict().items():
         assert torch.allclose(value.float(), direct.state_dict()[key].float(), atol=1e-4), key
     assert r1.metrics()["top1"] == pytest.approx(r2.metrics()["top1"], abs=1e-3)
+
+
+def test_evaluating_every_third_epoch_trains_the_same_network_and_result(smoke_cfg):
+    def trained(every: int):
+        ws = Workspace.from_config(smoke_cfg("train.epochs=4", f"train.eval_every={every}"))
+        task = ws.task("B")
+        model = ws.new_model(task.num_classes, 7)
+        return model, fit(ws, model, task, 0, seed=3, name=f"eval_every={every}").result
+    (each, every_epoch), (third, every_third) = trained(1), trained(3)
+    assert all(torch.equal(value, third.state_dict()[key]) for key, value in each.state_dict().items())
+    assert [h["epoch"] for h in every_third.history if "val_top1" in h] == [3, 4]
+    for sparse, full in zip(every_third.history, every_epoch.history):
+        assert sparse == ({**full} if "val_top1" in sparse else
+                          {k: v for k, v in full.items() if not k.startswith("val_")})
+    final = ("top1", "top5", "loss")
+    assert [every_third.metrics()[k] for k in final] == [every_epoch.metrics()[k] for k in final]
 
 
 def test_base_network_is_cached_and_a_corrupt_checkpoint_is_retrained(smoke_cfg, tmp_path):
@@ -96,10 +112,12 @@ def test_target_fraction_thins_only_the_target_half_and_keys_its_base(smoke_cfg)
     assert base_fields(cfg, "B") != full and base_fields(cfg, "A") == base_fields(smoke_cfg(), "A")
 
 
-@pytest.mark.parametrize("group, key, value", [("dataset", "train_per_class", 100), ("model", "init", "kaiming")])
+@pytest.mark.parametrize("group, key, value", [("dataset", "train_per_class", 100), ("model", "init", "kaiming"),
+                                               ("train", "eval_every", 3)])
 def test_keys_added_later_keep_older_fingerprints_at_their_old_value(group, key, value):
     """A finished result or cached base of a config written before the key existed is still found."""
     cfg = compose_config("dataset=cifar10")
+    cfg[group][key] = LATER_KEYS[group][key]  # what runs did before the key existed
     older = OmegaConf.create(OmegaConf.to_container(cfg, resolve=True))  # untyped: keys can go
     del older[group][key]
     assert config_fingerprint(cfg) == config_fingerprint(older)

@@ -170,6 +170,16 @@ def test_sanity_checks_name_under_training_and_the_regime(tmp_path):
     assert "small-target-data" in aggregate(tmp_path / "small").summary["sanity"]["regime"]
 
 
+@pytest.mark.parametrize("last_gain, flagged", [(0.03, True), (0.002, False)])
+def test_the_plateau_check_reads_a_base_curve_evaluated_every_third_epoch(tmp_path, last_gain, flagged):
+    evaluated = {3: 0.70, 6: 0.76, 9: 0.80, 12: 0.80 + last_gain}  # train.eval_every=3, 12 epochs
+    history = [{"epoch": e, **({"val_top1": evaluated[e]} if e in evaluated else {})}
+               for e in range(1, 13)]
+    write_result(tmp_path / "baseB-seed9", run("base", 0, False, 9, 80.0, history=history))
+    warnings = " ".join(aggregate(make_sweep(tmp_path)).summary["sanity"]["warnings"])
+    assert ("baseB seed 9: +3.0 points" in warnings) == flagged, warnings
+
+
 def test_a_run_checks_the_findings_settings_before_it_starts():
     from benchmark.config import compose_config
     from benchmark.preflight import check_config

@@ -24,15 +24,16 @@ def _sweep(tmp_path: Path, *extra: str):
 
 
 def test_runs_that_copy_no_base_of_the_sweep_run_in_the_first_wave_after_the_base_runs():
-    base, random, external = ["treatment=base", "n=0"], ["treatment=random", "n=1"], \
-        ["treatment=external", "n=1"]
-    selffer, transfer = ["treatment=selffer", "n=1"], ["treatment=transfer", "n=1"]
-    jobs = [(selffer, "selffer"), (random, "random"), (transfer, "transfer"), (base, "base"),
-            (external, "external")]
-    assert waves(jobs) == [[base + ["warm_sources=true"], random, external], [selffer, transfer]]
-    without_transfer = [job for job in jobs if job[1] != "transfer"]
-    assert waves(without_transfer) == [[base, random, external], [selffer]]
-    assert waves([(random, "random")]) == [[random]]
+    def job(treatment: str, n: int, finetune: bool = False):
+        return [f"treatment={treatment}", f"n={n}", f"finetune={finetune}"], (treatment, n, finetune)
+    base, random, external = job("base", 0), job("random", 2), job("external", 1, True)
+    selffer, selffer_plus, transfer = job("selffer", 1), job("selffer", 1, True), job("transfer", 3)
+    jobs = [selffer, random, transfer, base, selffer_plus, external]
+    assert waves(jobs) == [[base[0] + ["warm_sources=true"], external[0], random[0]],
+                           [selffer_plus[0], selffer[0], transfer[0]]]  # longest training first
+    without_transfer = [j for j in jobs if j is not transfer]
+    assert waves(without_transfer)[0] == [base[0], external[0], random[0]]
+    assert waves([random]) == [[random[0]]]
 
 
 def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):

@@ -40,15 +40,19 @@ def regime(results: list[dict]) -> str:
 
 def _still_improving(results: list[dict], s: FindingsSettings) -> list[str]:
     """Base networks whose best accuracy of their last ``tail_epochs`` epochs beats their best
-    before by ``improving_points`` or more."""
+    before by ``improving_points`` or more (read at the epochs evaluated: ``train.eval_every``)."""
     flagged = []
     for result in results:
-        if result["treatment"] != "base":
+        history = result.get("history") or []
+        if result["treatment"] != "base" or not history:
             continue
-        curve = [h[HISTORY_METRIC] for h in result.get("history") or [] if HISTORY_METRIC in h]
-        if len(curve) <= s.tail_epochs:
+        start = history[-1]["epoch"] - s.tail_epochs  # the tail is the epochs after this one
+        curve = [(h["epoch"], h[HISTORY_METRIC]) for h in history if HISTORY_METRIC in h]
+        tail = [value for epoch, value in curve if epoch > start]
+        before = [value for epoch, value in curve if epoch <= start]
+        if not (tail and before):
             continue
-        gain = 100.0 * (max(curve[-s.tail_epochs:]) - max(curve[:-s.tail_epochs]))
+        gain = 100.0 * (max(tail) - max(before))
         if gain >= s.improving_points:
             flagged.append(f"{result['label']} seed {result['seed']}: +{gain:.1f} points")
     if not flagged:

@@ -22,6 +22,7 @@ class Train:
     epochs: int = key(at_least(1))
     batch_size: int = key(at_least(1))
     eval_batch_size: int = key(at_least(1))
+    eval_every: int = key(at_least(1))
     optimizer: str = key(one_of(("sgd", "adamw")))
     lr: float = key(positive(0.01))
     momentum: float = key(between(0, 1, 0.9, open_high=True))

@@ -14,7 +14,8 @@ target x seed ...), like Hydra's basic sweeper, with three changes:
   and cached before the jobs that copy from them start (no job waits on a lock while a
   base network trains elsewhere) and the other jobs of the first wave keep parallel
   launchers busy meanwhile; when the grid has transfer runs, the base jobs also train
-  the other half's base network (``warm_sources=true``), the source those runs copy from.
+  the other half's base network (``warm_sources=true``), the source those runs copy from;
+  in each wave the longest trainings start first.
 """
 from __future__ import annotations
 
@@ -48,17 +49,28 @@ def _with_n(job: List[str], n: int) -> List[str]:
     return [item for item in job if not item.startswith("n=")] + [f"n={n}"]
 
 
-def waves(jobs: List[tuple[List[str], str]]) -> List[List[List[str]]]:
-    """The jobs (overrides, treatment) in the order they run: a first wave of the base runs
-    (with ``warm_sources=true`` when the grid has transfer runs) followed by the runs that
-    copy no base network of the sweep, and a second wave of the runs that do (selffer,
-    transfer). Empty waves are left out."""
-    warm = any(treatment == "transfer" for _, treatment in jobs)
+Point = tuple[str, int, bool]  # treatment, n, finetune
+
+
+def _longest_first(job: tuple[List[str], Point]) -> tuple[bool, int]:
+    """Fine-tuned runs train every layer; frozen ones train less the more layers they copy."""
+    _, (_, n, finetune) = job
+    return not finetune, n
+
+
+def waves(jobs: List[tuple[List[str], Point]]) -> List[List[List[str]]]:
+    """The jobs (overrides, point) in the order they run: a first wave of the base runs (with
+    ``warm_sources=true`` when the grid has transfer runs) followed by the runs that copy no
+    base network of the sweep, and a second wave of the runs that do (selffer, transfer).
+    Within a wave the longest trainings start first, so parallel workers finish together.
+    Empty waves are left out."""
+    warm = any(treatment == "transfer" for _, (treatment, _, _) in jobs)
+    ordered = sorted(jobs, key=_longest_first)
     base = [job + ["warm_sources=true"] if warm else job
-            for job, treatment in jobs if treatment == "base"]
-    free = [job for job, treatment in jobs
-            if treatment != "base" and not treatment_named(treatment).copies_a_sweep_base]
-    copying = [job for job, treatment in jobs if treatment_named(treatment).copies_a_sweep_base]
+            for job, (treatment, _, _) in ordered if treatment == "base"]
+    rest = [(job, treatment_named(treatment).copies_a_sweep_base) for job, (treatment, _, _) in ordered
+            if treatment != "base"]
+    free, copying = [job for job, copies in rest if not copies], [job for job, copies in rest if copies]
     return [wave for wave in (base + free, copying) if wave]
 
 
@@ -113,6 +125,6 @@ class ProtocolSweeper(BasicSweeper):
             log.info("dropped %d grid points that are not runs of the protocol", dropped)
         write_plan(Path(self.config.hydra.sweep.dir), len(valid))
         size = max_batch_size or 0
-        in_waves = waves([(job, treatment) for job, (treatment, _, _) in valid])
+        in_waves = waves(valid)
         return [wave[i:i + size] for wave in in_waves for i in range(0, len(wave), size)] \
             if size > 0 else in_waves
