@@ -2,6 +2,7 @@
 preflight checks, scripts/bench.py and the tests."""
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -24,10 +25,17 @@ def _config_dir() -> str:
 CONFIG_DIR = _config_dir()
 CONFIG_NAME = "config"
 
+def usable_cores(limit: int) -> int:
+    """The CPU cores this process may run on, at most ``limit`` (conf/hydra/launcher/parallel.yaml)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(cores or 1, int(limit)))
+
+
 # run directories are named by their label (conf/config.yaml: hydra.run.dir, hydra.sweep.subdir)
 OmegaConf.register_new_resolver("tb.label", run_label, replace=True)
 # transferbench --help (conf/config.yaml: hydra.help.template), made from the composed config
 OmegaConf.register_new_resolver("tb.help", lambda *, _root_: help_page(_root_), replace=True)
+OmegaConf.register_new_resolver("tb.cores", usable_cores, replace=True)
 schema.register()
 
 

@@ -1,4 +1,5 @@
 """Feature cache equivalence, base-network cache, synthetic data, config composition."""
+import os
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from benchmark.networks import Workspace, base_network, fit
 from benchmark.results import LATER_KEYS, config_fingerprint
 from benchmark.sweep.base_cache import BaseCache, base_fields
 from benchmark.surgery import prepare_target
+from benchmark.config import usable_cores
 from conftest import CONFIG_DIR, compose_config
 
 
@@ -98,6 +100,15 @@ def test_every_config_option_composes(group):
     for option in sorted(p.stem for p in (Path(CONFIG_DIR) / group).glob("*.yaml")):
         cfg = compose_config(f"{group}={option}")
         assert cfg.treatment and cfg.train.epochs >= 1
+
+
+def test_the_demo_runs_one_single_threaded_process_per_core_and_at_most_8():
+    cores = len(os.sched_getaffinity(0))
+    cfg = compose_config("experiment=demo", hydra_config=True)
+    assert cfg.threads == 1 and cfg.hydra.launcher.n_jobs == min(cores, 8)
+    assert usable_cores(1) == 1 and usable_cores(10**6) == cores
+    assert "n_jobs" not in compose_config("experiment=demo", "hydra/launcher=local",
+                                          hydra_config=True).hydra.launcher
 
 
 def test_target_fraction_thins_only_the_target_half_and_keys_its_base(smoke_cfg):

@@ -42,8 +42,7 @@ def base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
     target = half == cfg.target
     return {"dataset": determining("dataset", pick("dataset")), "split": pick("split"),
             "model": determining("model", pick("model")), "train": determining("train", pick("train")),
-            "half": half,
-            "seed": cfg.seed,
+            "half": half, "seed": cfg.seed,
             "train_per_class": cfg.data.train_per_class if target else None,
             "target_fraction": cfg.data.target_fraction if target else None}
 
