@@ -12,7 +12,8 @@ def test_compiled_training_matches_eager(tmp_path):
     for compiled in ("false", "true"):
         run_dir = tmp_path / f"compile-{compiled}"
         proc = run_cli("experiment=smoke", "treatment=selffer", "n=2", "finetune=true",
-                       f"train.compile={compiled}", f"hydra.run.dir={run_dir}", cwd=tmp_path)
+                       f"train.compile={compiled}", "train.eval_every=1", f"hydra.run.dir={run_dir}",
+                       cwd=tmp_path)
         assert proc.returncode == 0, proc.stderr[-2000:]
         results[compiled] = json.loads((run_dir / "result.json").read_text())
     eager, compiled = results["false"]["history"], results["true"]["history"]
