@@ -25,6 +25,7 @@ def _config_dir() -> str:
 CONFIG_DIR = _config_dir()
 CONFIG_NAME = "config"
 
+
 def usable_cores(limit: int) -> int:
     """The CPU cores this process may run on, at most ``limit`` (conf/hydra/launcher/parallel.yaml)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

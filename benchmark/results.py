@@ -41,6 +41,8 @@ NOT_DETERMINING_DATASET = ("cache_dir", "download", "num_workers")
 # them: at that value they stay out of fingerprints and cache keys, so finished work keeps its own
 LATER_KEYS = {"dataset": {"train_per_class": None}, "model": {"init": "default"},
               "train": {"eval_every": 1}}
+# config groups whose options pass through determining() into fingerprints and cache keys
+DETERMINING_GROUPS = ("dataset", "model", "train")
 
 
 def config_fingerprint(cfg: DictConfig) -> str:
@@ -49,7 +51,7 @@ def config_fingerprint(cfg: DictConfig) -> str:
     for key in NOT_DETERMINING_RESULT:
         config.pop(key, None)
     config["data"] = {k: v for k, v in config["data"].items() if k not in NOT_DETERMINING_DATA}
-    for group in LATER_KEYS:
+    for group in DETERMINING_GROUPS:
         config[group] = determining(group, config[group])
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 

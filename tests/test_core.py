@@ -6,13 +6,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from benchmark.config import usable_cores
 from benchmark.data import half_task, load_dataset, split_classes
 from benchmark.data.synthetic import SyntheticSpec, generate
 from benchmark.networks import Workspace, base_network, fit
 from benchmark.results import LATER_KEYS, config_fingerprint
 from benchmark.sweep.base_cache import BaseCache, base_fields
 from benchmark.surgery import prepare_target
-from benchmark.config import usable_cores
 from conftest import CONFIG_DIR, compose_config
 
 

@@ -19,7 +19,7 @@ from benchmark.schema import Leaf, schema_leaves, validate
 from conftest import run_main
 
 GROUPS = ("dataset", "model", "train", "split")
-LAUNCHERS = ("local", "slurm")  # the launchers conf/hydra/launcher/ configures
+LAUNCHERS = ("local", "parallel", "slurm")  # the launchers conf/hydra/launcher/ configures
 
 
 def _options(group: str) -> list[str]:

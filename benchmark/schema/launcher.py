@@ -1,12 +1,13 @@
 """Schemas of the launchers the project configures (conf/hydra/launcher/*.yaml):
-hydra-submitit-launcher's own (which type every key), with the project's checks on the
-counts it sets."""
+hydra-submitit-launcher's and hydra-joblib-launcher's own (which type every key), with the
+project's checks on the counts they set."""
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
 from typing import Any, Optional
 
+from hydra_plugins.hydra_joblib_launcher.config import JobLibLauncherConf
 from hydra_plugins.hydra_submitit_launcher.config import LocalQueueConf, SlurmQueueConf
 
 from benchmark.schema.keys import Check, at_least, optional, store
@@ -37,5 +38,17 @@ class Slurm(SlurmQueueConf):
     signal_delay_s: int = _checked(SlurmQueueConf, "signal_delay_s", at_least(0))
 
 
+def _processes() -> Check:
+    """joblib's ``n_jobs``: a number of processes, or -k for all cores but k - 1."""
+    return Check(lambda v, _: v != 0, "runs no process; use a number of processes, or -1 for one "
+                 "per core", 2, 0)
+
+
+@dataclass
+class Parallel(JobLibLauncherConf):
+    n_jobs: int = _checked(JobLibLauncherConf, "n_jobs", _processes())
+
+
 store("launcher", "local", Local)
+store("launcher", "parallel", Parallel)
 store("launcher", "slurm", Slurm)

@@ -19,7 +19,7 @@ import torch
 from filelock import FileLock
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.results import determining
+from benchmark.results import DETERMINING_GROUPS, determining
 from benchmark.storage import (atomic_write_json, bytes_to_tensors, read_verified, sha256,
                                tensors_to_bytes, write_verified)
 
@@ -40,9 +40,8 @@ def base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
     """Exactly the config that determines the base network of ``half`` (its cache key)."""
     pick = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
     target = half == cfg.target
-    return {"dataset": determining("dataset", pick("dataset")), "split": pick("split"),
-            "model": determining("model", pick("model")), "train": determining("train", pick("train")),
-            "half": half, "seed": cfg.seed,
+    return {**{group: determining(group, pick(group)) for group in DETERMINING_GROUPS},
+            "split": pick("split"), "half": half, "seed": cfg.seed,
             "train_per_class": cfg.data.train_per_class if target else None,
             "target_fraction": cfg.data.target_fraction if target else None}
 

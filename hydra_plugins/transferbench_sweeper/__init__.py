@@ -68,9 +68,9 @@ def waves(jobs: List[tuple[List[str], Point]]) -> List[List[List[str]]]:
     ordered = sorted(jobs, key=_longest_first)
     base = [job + ["warm_sources=true"] if warm else job
             for job, (treatment, _, _) in ordered if treatment == "base"]
-    rest = [(job, treatment_named(treatment).copies_a_sweep_base) for job, (treatment, _, _) in ordered
-            if treatment != "base"]
-    free, copying = [job for job, copies in rest if not copies], [job for job, copies in rest if copies]
+    copies = lambda treatment: treatment_named(treatment).copies_a_sweep_base  # noqa: E731
+    free = [job for job, (treatment, _, _) in ordered if treatment != "base" and not copies(treatment)]
+    copying = [job for job, (treatment, _, _) in ordered if copies(treatment)]
     return [wave for wave in (base + free, copying) if wave]
 
 
