@@ -9,7 +9,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark import schema
+from benchmark import schema  # noqa: F401  (importing it stores every schema in Hydra's ConfigStore)
 from benchmark.help import help_page
 from benchmark.protocol import run_label
 
@@ -37,7 +37,6 @@ OmegaConf.register_new_resolver("tb.label", run_label, replace=True)
 # transferbench --help (conf/config.yaml: hydra.help.template), made from the composed config
 OmegaConf.register_new_resolver("tb.help", lambda *, _root_: help_page(_root_), replace=True)
 OmegaConf.register_new_resolver("tb.cores", usable_cores, replace=True)
-schema.register()
 
 
 def compose_config(*overrides: str, hydra_config: bool = False,

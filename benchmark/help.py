@@ -10,7 +10,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.protocol import SERIES, run_label
+from benchmark.protocol import SERIES, TREATMENTS, run_label
 from benchmark.schema import Leaf, schema_leaves
 
 GROUPS = ("dataset", "model", "train", "split", "experiment", "hydra/launcher")
@@ -54,9 +54,10 @@ def _treatments() -> list[str]:
         if series.finetune or series.treatment in seen:  # one line per treatment
             continue
         seen.add(series.treatment)
-        n = 0 if series.treatment == "base" else 3
+        treatment = TREATMENTS[series.treatment]
+        n = 0 if treatment.is_base else 3
         label = run_label(series.treatment, n, False, "B")
-        plus = "" if series.treatment in ("base", "random") else f" / {run_label(series.treatment, n, True, 'B')}"
+        plus = f" / {run_label(series.treatment, n, True, 'B')}" if treatment.finetunable else ""
         lines.append(f"  {series.treatment:<10} {label + plus:<14} {series.legend.replace('$', '')}")
     return lines
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,15 +18,16 @@ import torch
 from omegaconf import DictConfig
 
 from benchmark import feature_cache
-from benchmark.checkpoint import Checkpoint
+from benchmark.store.checkpoints import Checkpoint
 from benchmark.data import ClassSplit, HalfTask, LabelledImages, half_task, load_dataset, split_classes
 from benchmark.data.batches import Augment, Normalizer
 from benchmark.flops import block_forward_flops, frozen_step_fraction
 from benchmark.models import TransferNet, build_model
-from benchmark.protocol import TREATMENTS, source_half
+from benchmark.protocol import BASE_TREATMENT, EXTERNAL, TREATMENTS, run_label, source_half
 from benchmark.sources import check_blocks_match, external_state
 from benchmark.surgery import copy_blocks, parameter_groups, prepare_target
-from benchmark.sweep.base_cache import BaseCache, CachedBase, base_fields, cache_key
+from benchmark.store.base_cache import BaseCache, CachedBase
+from benchmark.store.fingerprint import base_fields, cache_key
 from benchmark.train import TrainData, TrainJob, TrainResult, pick_device, train
 
 log = logging.getLogger(__name__)
@@ -122,7 +124,8 @@ def base_network(ws: Workspace, half: str) -> BaseNetwork:
         log.info("training base%s (%d classes, %d images)", half, task.num_classes, len(task.train))
         start = time.time()
         model = ws.new_model(task.num_classes, derive_seed(cfg.seed, "base", half))
-        result = fit(ws, model, task, 0, derive_seed(cfg.seed, "base-data", half), f"base{half}",
+        result = fit(ws, model, task, 0, derive_seed(cfg.seed, "base-data", half),
+                     run_label(BASE_TREATMENT, 0, False, half),
                      checkpoint=Checkpoint(checkpoint, cache_key(fields))).result
         state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
         return state, {"history": result.history, "metrics": result.metrics(),
@@ -162,7 +165,7 @@ def source_state(ws: Workspace) -> Source:
     if half is not None:
         base = base_network(ws, half)
         return Source(base.model.state_dict(), [base.cached], str(base.cached.path))
-    if TREATMENTS[cfg.treatment].source == "external":
+    if TREATMENTS[cfg.treatment].source == EXTERNAL:
         state, origin = external_state(cfg.source, cfg.model)
         return Source(state, [], origin)
     return Source(None, [], None)
@@ -176,6 +179,24 @@ def source_network(ws: Workspace, source: Source) -> TransferNet | None:
     model = ws.new_model(ws.task(ws.cfg.target).num_classes, 0)
     copy_blocks(model, source.state, model.num_transferable)
     return model
+
+
+def copy_first_n(ws: Workspace, model: TransferNet, source: Source) -> int:
+    """The paper's target network: its first n blocks copied from the source (left at their
+    random init when there is none), frozen unless fine-tuned. Returns how many blocks count as
+    copied (they train at ``finetune_lr_scale``)."""
+    cfg = ws.cfg
+    if source.state is not None:
+        check_blocks_match(model, source.state, cfg.model.name, source.origin)
+    prepare_target(model, source.state, cfg.n, frozen=not cfg.finetune,
+                   bn_eval=cfg.freeze.bn == "eval")
+    return cfg.n if source.state is not None else 0
+
+
+# How a treatment's target network is made from a fresh network and its source
+# (``Treatment.builder`` in benchmark/protocol.py names one of these).
+TargetBuilder = Callable[[Workspace, TransferNet, Source], int]
+TARGET_BUILDERS: dict[str, TargetBuilder] = {"copy_first_n": copy_first_n}
 
 
 @dataclass
@@ -193,11 +214,7 @@ def target_network(ws: Workspace, label: str, on_epoch=None,
     task = ws.task(cfg.target)
     source = source_state(ws)  # first: loading a base network draws from torch's global RNG
     model = ws.new_model(task.num_classes, derive_seed(cfg.seed, "target", cfg.n))
-    if source.state is not None:
-        check_blocks_match(model, source.state, cfg.model.name, source.origin)
-    prepare_target(model, source.state, cfg.n, frozen=not cfg.finetune,
-                   bn_eval=cfg.freeze.bn == "eval")
-    copied = cfg.n if source.state is not None else 0
+    copied = TARGET_BUILDERS[TREATMENTS[cfg.treatment].builder](ws, model, source)
     start = time.time()
     fitted = fit(ws, model, task, copied, derive_seed(cfg.seed, "target-data", label), label,
                  on_epoch, checkpoint)

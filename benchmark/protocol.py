@@ -1,9 +1,12 @@
-"""The protocol's vocabulary, defined once: treatments, series, run labels, valid points,
-and how each series is drawn (figure style) and printed (table header).
+"""The protocol's vocabulary, defined once: treatments with their behaviour, series, the roles
+the analysis compares, run labels, valid points, and how each series is drawn (figure style)
+and printed (table header).
 
-Everything else (the run, the sweeper, the aggregation, the figure, the table) imports
-it from here. Adding a treatment is an entry in ``TREATMENTS`` and ``SERIES`` plus the
-code that builds its network's source (:func:`benchmark.networks.source_state`).
+Everything else (the run, the sweeper, ``--help``, the aggregation, the findings, the figure,
+the table) derives what it needs from here; no treatment or series name is written anywhere
+else (tests/test_protocol.py reads the code for it). Adding a treatment is its entry in
+``TREATMENTS``, its series in ``SERIES``, and, when its target network is built otherwise than
+by copying the first n blocks, its builder (``benchmark.networks.TARGET_BUILDERS``).
 """
 from __future__ import annotations
 
@@ -15,20 +18,30 @@ from omegaconf import DictConfig
 from benchmark.errors import UserError
 
 HALVES = ("A", "B")
+METRICS = ("top1", "top5", "loss", "top1_best")  # what a finished run reports on its held-out images
 EVERY_LAYER = "all"  # n=all in a sweep: every layer 1..L of the chosen model
 LAYER_RULE = (f"is not a layer; use an integer n >= 0 (the number of copied layers), or "
               f"n={EVERY_LAYER} in a sweep")
 
 
+# where a treatment's copied blocks come from
+TARGET_BASE = "target"       # the base network of the target half, trained by the sweep
+OTHER_BASE = "other"         # the other half's base network, trained by the sweep
+EXTERNAL = "external"        # a network given by the user (source.checkpoint / source.weights)
+SWEEP_BASES = (TARGET_BASE, OTHER_BASE)
+
+
 @dataclass(frozen=True)
 class Treatment:
-    """How a network's first n blocks are made.
+    """How a network's first n blocks are made, and what that asks of a sweep.
 
-    ``source`` names where the copied blocks come from: ``"target"`` (the base network of
-    the target half: selffer), ``"other"`` (the other half's base: transfer),
-    ``"external"`` (a checkpoint file or pretrained weights), or None (nothing copied).
-    ``letter`` is the source's letter in run labels (``AnB``) where it does not follow
-    from the halves.
+    ``source``: where the copied blocks come from (``TARGET_BASE``, ``OTHER_BASE``,
+    ``EXTERNAL``), or None: nothing is copied (the base network, or the random-frozen
+    control whose n blocks stay at their random init). ``letter``: the source's letter in run
+    labels (``XnB``) where it does not follow from the halves. ``copies_layers``: a run has
+    n >= 1 copied (or random) blocks; without, it is the base network itself, at n = 0.
+    ``finetunable``: finetune=true trains its first n blocks too. ``builder``: how its target
+    network is built (``benchmark.networks.TARGET_BUILDERS``).
     """
 
     name: str
@@ -36,20 +49,32 @@ class Treatment:
     letter: str | None = None
     copies_layers: bool = True
     finetunable: bool = True
+    builder: str = "copy_first_n"
+
+    @property
+    def is_base(self) -> bool:
+        """Its runs are the base networks themselves (the reference of the curve)."""
+        return not self.copies_layers
 
     @property
     def copies_a_sweep_base(self) -> bool:
         """Its layers come from a base network the sweep itself trains (selffer, transfer)."""
-        return self.source in ("target", "other")
+        return self.source in SWEEP_BASES
+
+    @property
+    def needs_other_base(self) -> bool:
+        """It copies the other half's base, which the sweep's first wave must train too."""
+        return self.source == OTHER_BASE
 
 
 TREATMENTS: dict[str, Treatment] = {t.name: t for t in (
     Treatment("base", None, copies_layers=False, finetunable=False),
-    Treatment("selffer", "target"),
-    Treatment("transfer", "other"),
+    Treatment("selffer", TARGET_BASE),
+    Treatment("transfer", OTHER_BASE),
     Treatment("random", None, letter="R", finetunable=False),
-    Treatment("external", "external", letter="X"),
+    Treatment("external", EXTERNAL, letter="X"),
 )}
+BASE_TREATMENT = next(t.name for t in TREATMENTS.values() if t.is_base)
 
 
 @dataclass(frozen=True)
@@ -87,9 +112,6 @@ SERIES: tuple[Series, ...] = (
     Series("random", "random", False, "random frozen RnB", "random", "#8c8c8c", "v", 0.25,
            panel="control"),
 )
-BASE = SERIES[0].key
-SOURCE_BASE = SERIES[1].key  # the base networks transfer runs copy from, on their own half
-BASES = (BASE, SOURCE_BASE)
 SERIES_BY_KEY = {s.key: s for s in SERIES}
 
 
@@ -110,6 +132,22 @@ def series_of(treatment: str, finetune: bool, source_base: bool = False) -> Seri
                 and s.source_base == source_base)
 
 
+# The roles the analysis compares (curve, derived quantities, findings, sanity checks), by name
+BASE = series_of(BASE_TREATMENT, False).key                        # baseB: the reference
+SOURCE_BASE = series_of(BASE_TREATMENT, False, source_base=True).key  # baseA: the source of transfer
+BASES = (BASE, SOURCE_BASE)
+SELFFER = series_of("selffer", False).key           # BnB
+SELFFER_TUNED = series_of("selffer", True).key      # BnB+
+TRANSFER = series_of("transfer", False).key         # AnB
+TRANSFER_TUNED = series_of("transfer", True).key    # AnB+
+RANDOM_CONTROL = series_of("random", False).key     # random frozen first n blocks
+
+
+def is_base_run(result: dict) -> bool:
+    """A result of a base network (its own, or reported as the source of another half's runs)."""
+    return TREATMENTS[result["treatment"]].is_base
+
+
 def other_half(half: str) -> str:
     return "B" if half == "A" else "A"
 
@@ -117,13 +155,13 @@ def other_half(half: str) -> str:
 def source_half(treatment: str, target: str) -> str | None:
     """The half whose base network gives the first n layers (None: no base network does)."""
     source = TREATMENTS[treatment].source
-    return {"target": target, "other": other_half(target)}.get(source)
+    return {TARGET_BASE: target, OTHER_BASE: other_half(target)}.get(source)
 
 
 def run_label(treatment: str, n: int, finetune: bool, target: str) -> str:
     """``baseB``, ``BnB3``, ``BnB+3``, ``AnB3``, ``AnB+3``, ``XnB+3`` (external source),
     ``RnB3`` (random-frozen control)."""
-    if treatment == "base":
+    if TREATMENTS[treatment].is_base:
         return f"base{target}"
     first = source_half(treatment, target) or TREATMENTS[treatment].letter
     return f"{first}n{target}{'+' if finetune else ''}{n}"
@@ -157,7 +195,7 @@ def check_point(cfg: DictConfig) -> None:
     problem = combination_problem(cfg.treatment, cfg.n, cfg.finetune)
     if problem:
         raise UserError(problem)
-    external = kind.source == "external"
+    external = kind.source == EXTERNAL
     given = [key for key in ("checkpoint", "weights") if cfg.source[key] is not None]
     if external and len(given) != 1:
         raise UserError("treatment=external copies its layers from a network you give: set exactly "

@@ -1,5 +1,5 @@
 """One run of the protocol end to end: check the point, skip it if finished, build and train
-its network (benchmark/networks.py), evaluate, and write its result (benchmark/results.py).
+its network (benchmark/networks.py), evaluate, and write its result (benchmark/store/).
 
 A diverging run is recorded as ``failed`` with its reason; a finished result is never rewritten.
 """
@@ -12,27 +12,23 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from benchmark.checkpoint import Checkpoint
-from benchmark.data import nominal_image_size
 from benchmark.errors import RunDiverged
-from benchmark.models import block_names
+from benchmark.models import model_blocks
 from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_base_network,
                                 derive_seed, source_network, target_network)
 from benchmark.preflight import check_config
-from benchmark.protocol import check_layer, layer_name, other_half, run_label, source_half
-from benchmark.results import (CHECKPOINT_FILE, RESULT_FILE, SOURCE_BASES, config_fingerprint,
-                               finished_result, provenance, write_result)
+from benchmark.protocol import (BASE_TREATMENT, check_layer, layer_name, other_half, run_label, source_half,
+                                treatment_named)
+from benchmark.store.fingerprint import config_fingerprint
+from benchmark.store.provenance import provenance
+from benchmark.store.results import (CHECKPOINT_FILE, RESULT_FILE, SOURCE_BASES, finished_result,
+                                    write_result)
+from benchmark.store.checkpoints import Checkpoint
 from benchmark.similarity import Probe, base_vs_base, vs_source
 from benchmark.tracking import Tracker, run_id
 from benchmark.train import best_top1, evaluate
 
 log = logging.getLogger(__name__)
-
-
-def model_blocks(cfg: DictConfig) -> list[str]:
-    """The chosen model's transferable blocks (its depth L is their number), known before
-    any data is loaded or weight allocated."""
-    return block_names(cfg.model, nominal_image_size(cfg.dataset))
 
 
 def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
@@ -91,7 +87,7 @@ def _train(ws: Workspace, label: str, tracker: Tracker, checkpoint: Checkpoint) 
     """Metrics, history, cost and provenance of the run's network."""
     cfg = ws.cfg
     on_epoch = lambda record: tracker.log(record, step=record["epoch"])  # noqa: E731
-    if cfg.treatment == "base":
+    if treatment_named(cfg.treatment).is_base:
         return _base_run(ws, on_epoch)
     target = target_network(ws, label, on_epoch, checkpoint)
     bases = [_base_cost(base) for base in target.source.bases]
@@ -116,7 +112,7 @@ def _base_run(ws: Workspace, on_epoch) -> dict[str, Any]:
     cost = {"bases": [_base_cost(b.cached) for b in (*warmed, base)], "feature_cache": False}
     return {**_base_report(ws, base, cfg.target), "cost": cost,
             "similarity": _base_similarity(ws, base, warmed),
-            SOURCE_BASES: [{"label": run_label("base", 0, False, half), "target": half,
+            SOURCE_BASES: [{"label": run_label(BASE_TREATMENT, 0, False, half), "target": half,
                             **_base_report(ws, source, half)}
                            for half, source in zip([other_half(cfg.target)], warmed)]}
 

@@ -22,11 +22,10 @@ from omegaconf import DictConfig
 from benchmark.data.batches import Normalizer, batches
 from benchmark.data.images import ImageSet
 from benchmark.models import TransferNet
+from benchmark.schema.analysis import MIN_BATCH
 
 log = logging.getLogger(__name__)
 
-POOLS = ("flatten", "mean")
-MIN_BATCH = 4  # the unbiased HSIC divides by n (n - 3); the schema checks the settings against it
 
 
 def features(x: torch.Tensor, pool: str) -> torch.Tensor:

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 
 from benchmark.errors import UserError
 from benchmark.models import TransferNet, pretrained_state, to_our_layout
-from benchmark.storage import read_verified
+from benchmark.store.atomic import read_verified
 
 State = dict[str, torch.Tensor]
 

@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
 
-from benchmark.checkpoint import Checkpoint
+from benchmark.store.checkpoints import Checkpoint
 from benchmark.data.batches import Augment, Normalizer, batches
 from benchmark.data.images import ImageSet
 from benchmark.errors import RunDiverged, UserError

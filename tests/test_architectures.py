@@ -10,7 +10,8 @@ import torch
 
 from benchmark.errors import UserError
 from benchmark.networks import TargetNetwork, Workspace, base_network, target_network
-from benchmark.run import execute, model_blocks
+from benchmark.models import model_blocks
+from benchmark.run import execute
 from conftest import compose_config
 
 ARCHITECTURES = {  # small widths: the invariants do not depend on size

@@ -10,8 +10,8 @@ from benchmark.config import usable_cores
 from benchmark.data import half_task, load_dataset, split_classes
 from benchmark.data.synthetic import SyntheticSpec, generate
 from benchmark.networks import Workspace, base_network, fit
-from benchmark.results import LATER_KEYS, config_fingerprint
-from benchmark.sweep.base_cache import BaseCache, base_fields
+from benchmark.store.base_cache import BaseCache
+from benchmark.store.fingerprint import LATER_KEYS, base_fields, config_fingerprint
 from benchmark.surgery import prepare_target
 from conftest import CONFIG_DIR, compose_config
 

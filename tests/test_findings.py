@@ -13,7 +13,7 @@ from benchmark.analysis.__main__ import main
 from benchmark.analysis.findings import findings_settings, layer_ranges
 from benchmark.errors import UserError
 from benchmark.protocol import run_label
-from benchmark.results import write_result
+from benchmark.store.results import write_result
 
 BLOCKS = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
 SEEDS = (0, 1, 2, 3)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.storage import atomic_write_bytes, write_verified
+from benchmark.store.atomic import atomic_write_bytes, write_verified
 
 REPO = Path(__file__).resolve().parent.parent
 NOT_SOURCES = shutil.ignore_patterns(".venv", ".git", "multirun", "outputs", ".cache", "build", "dist",

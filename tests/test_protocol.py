@@ -86,3 +86,31 @@ def test_resnet18_sweep_over_every_layer_ends_in_its_curve(tmp_path):
     assert sorted(summary["series"]["AnB"]) == ["1", "2", "3", "4", "5"]
     assert (sweep / "generality.png").stat().st_size > 0
     assert "layer4" in (sweep / "table.tex").read_text()
+
+
+def test_no_treatment_or_series_name_is_written_outside_the_protocol():
+    """Every module derives treatments and series from benchmark/protocol.py. Exempt: keys of
+    result and summary fields (``summary["base"]``), the seed tags of derive_seed (which must
+    never change), and the split named random (benchmark/schema/split.py), a homonym."""
+    import ast
+
+    from conftest import REPO
+
+    names = set(TREATMENTS) | {s.key for s in SERIES}
+    homes = {REPO / "benchmark" / "protocol.py", REPO / "benchmark" / "schema" / "split.py"}
+    written = []
+    for path in sorted((REPO / "benchmark").rglob("*.py")) + sorted((REPO / "hydra_plugins").rglob("*.py")):
+        if path in homes:
+            continue
+        tree = ast.parse(path.read_text())
+        exempt = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Subscript):
+                exempt.add(id(node.slice))
+            elif isinstance(node, ast.Dict):
+                exempt |= {id(k) for k in node.keys if k is not None}
+            elif isinstance(node, ast.Call) and getattr(node.func, "id", None) == "derive_seed":
+                exempt |= {id(a) for a in node.args}
+        written += [f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}" for node in ast.walk(tree)
+                    if isinstance(node, ast.Constant) and node.value in names and id(node) not in exempt]
+    assert written == []

@@ -107,7 +107,7 @@ def test_result_of_another_configuration_is_never_overwritten(tmp_path, shared_c
 def test_damaged_or_foreign_checkpoint_is_never_loaded(tmp_path):
     import torch
 
-    from benchmark.checkpoint import Checkpoint
+    from benchmark.store.checkpoints import Checkpoint
 
     def fresh():
         torch.manual_seed(0)

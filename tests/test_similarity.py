@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from benchmark.data.batches import Normalizer
 from benchmark.data.images import ImageTensors
 from benchmark.models.convnet8 import convnet8
-from benchmark.results import config_fingerprint
+from benchmark.store.fingerprint import config_fingerprint
 from benchmark.similarity import Probe, cka, vs_source
 from benchmark.surgery import prepare_target
 from conftest import run_main

@@ -24,7 +24,7 @@ from benchmark.analysis.export import write_json, write_results_csv
 from benchmark.analysis.figure import plot_generality
 from benchmark.analysis.findings import findings_settings, test_findings
 from benchmark.analysis.findings_table import findings_rows, findings_text, render_findings, write_findings
-from benchmark.analysis.reference import load_reference
+from benchmark.reference import load_reference
 from benchmark.analysis.sanity import sanity_checks
 from benchmark.analysis.similarity import plot_similarity, similarity_summary
 from benchmark.analysis.table import write_table

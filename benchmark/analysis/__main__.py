@@ -10,7 +10,7 @@ import sys
 
 from benchmark.analysis import (Report, aggregate, compare_sweeps, default_findings, findings_text,
                                 pooled_settings)
-from benchmark.analysis.reference import available
+from benchmark.reference import available
 from benchmark.errors import UserError, exit_with
 
 

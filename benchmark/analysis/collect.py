@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from benchmark.results import SOURCE_FOR, read_result, result_files, source_base_results
+from benchmark.store.results import SOURCE_FOR, read_result, result_files, source_base_results
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,13 @@ from benchmark.analysis.figure import RC, XLABEL
 from benchmark.analysis.findings import FindingsSettings, test_findings
 from benchmark.analysis.findings_table import findings_rows
 from benchmark.analysis.stats import ci_half_width
-from benchmark.protocol import SERIES_BY_KEY
-from benchmark.results import NOT_DETERMINING_DATA, NOT_DETERMINING_DATASET, NOT_DETERMINING_RESULT
-from benchmark.storage import atomic_write
+from benchmark.protocol import SELFFER, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED
+from benchmark.store.atomic import atomic_write
+from benchmark.store.fingerprint import not_determining
 from benchmark.tracking import flatten
 
 COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
-STYLES = {"AnB": "-", "BnB": "--", "AnB+": ":"}  # the series drawn per sweep, by line style
+STYLES = {TRANSFER: "-", SELFFER: "--", TRANSFER_TUNED: ":"}  # the series drawn per sweep, by line style
 RUN_KEYS = ("treatment", "n", "finetune", "target", "seed", "source", "hydra")
 
 
@@ -50,8 +50,7 @@ def sweep_labels(configs: Sequence[list[dict]]) -> list[str]:
 
 def _constant_keys(configs: list[dict]) -> dict:
     flat = [flatten(config) for config in configs]
-    skip = {*RUN_KEYS, *NOT_DETERMINING_RESULT, *(f"data.{k}" for k in NOT_DETERMINING_DATA),
-            *(f"dataset.{k}" for k in NOT_DETERMINING_DATASET)}
+    skip = {*RUN_KEYS, *not_determining()}
     keys = set.intersection(*(set(f) for f in flat)) if flat else set()
     return {k: flat[0][k] for k in keys
             if not {k.split(".")[0], ".".join(k.split(".")[:2])} & skip

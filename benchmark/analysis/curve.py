@@ -12,8 +12,9 @@ from collections.abc import Callable, Iterable
 
 from benchmark.analysis.collect import EXPERIMENT_FIELDS, experiment_identity
 from benchmark.analysis.stats import describe, holm, paired, welch_test
-from benchmark.protocol import BASE, BASES, SERIES, SOURCE_BASE, series_of
-from benchmark.results import SOURCE_FOR
+from benchmark.protocol import (BASE, BASES, SELFFER, SERIES, SOURCE_BASE, TRANSFER, TRANSFER_TUNED,
+                                series_of)
+from benchmark.store.results import SOURCE_FOR
 
 
 def _ratio(a: float, b: float) -> float:
@@ -23,10 +24,10 @@ def _ratio(a: float, b: float) -> float:
 # quantity -> (left role, right role, combine(left value, right value), value of "no effect")
 # on matched runs
 DERIVED: dict[str, tuple[str, str, Callable[[float, float], float], float]] = {
-    "generality": ("AnB", BASE, _ratio, 1.0),
-    "coadaptation_loss": (BASE, "BnB", operator.sub, 0.0),
-    "specificity_loss": ("BnB", "AnB", operator.sub, 0.0),
-    "finetune_boost": ("AnB+", BASE, operator.sub, 0.0),
+    "generality": (TRANSFER, BASE, _ratio, 1.0),
+    "coadaptation_loss": (BASE, SELFFER, operator.sub, 0.0),
+    "specificity_loss": (SELFFER, TRANSFER, operator.sub, 0.0),
+    "finetune_boost": (TRANSFER_TUNED, BASE, operator.sub, 0.0),
 }
 
 Table = dict[str, dict[int, list[tuple[tuple, float]]]]

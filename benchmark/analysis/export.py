@@ -8,8 +8,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from benchmark.protocol import TREATMENTS
-from benchmark.results import METRICS, SOURCE_FOR
-from benchmark.storage import atomic_write_bytes
+from benchmark.protocol import METRICS
+from benchmark.store.results import SOURCE_FOR
+from benchmark.store.atomic import atomic_write_bytes
 
 RUN_FIELDS = ("label", "treatment", "n", "block", "finetune", "source", "target", "seed", "status")
 TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", SOURCE_FOR, "path")

@@ -21,7 +21,7 @@ from matplotlib.patches import Patch
 from benchmark.analysis.curve import metric_label
 from benchmark.analysis.stats import ci_half_width
 from benchmark.protocol import BASE, SERIES, SERIES_BY_KEY, SOURCE_BASE, Series
-from benchmark.storage import atomic_write
+from benchmark.store.atomic import atomic_write
 
 JITTER = 0.04
 XLABEL = "Layer $n$ at which the network is chopped and retrained"

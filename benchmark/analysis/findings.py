@@ -37,36 +37,14 @@ from benchmark.analysis.curve import Table, is_usable, lookup, role_table
 from benchmark.analysis.findings_table import format_interval, format_p
 from benchmark.analysis.stats import describe, holm, one_sample_p, paired, slope, welch_test
 from benchmark.errors import UserError
-from benchmark.protocol import BASE, BASES, SERIES_BY_KEY, run_label
-from benchmark.schema import Check, type_error, validate
-from benchmark.schema.keys import at_least, between, key
+from benchmark.protocol import (BASE, BASES, RANDOM_CONTROL, SELFFER, SELFFER_TUNED, SERIES_BY_KEY,
+                                TRANSFER, TRANSFER_TUNED, TREATMENTS, run_label)
+from benchmark.schema import type_error, validate
+from benchmark.schema.analysis import FindingsSettings
+from benchmark.schema.split import RANDOM_SPLIT
 
 HOLDS, FAILS, MISSING = "holds", "does not hold", "not enough runs"
 MIN_PAIRS = 2  # the fewest paired units a t-test (and its interval) is defined for
-RANDOM_SPLIT = "random"
-
-
-def _low_high() -> Check:
-    ok = lambda v, _: len(v) == 2 and 0 <= v[0] < v[1] <= 1  # noqa: E731
-    return Check(ok, "must be [low, high]: fractions of L with low < high", [0.3, 0.75], [0.8, 0.2])
-
-
-@dataclass
-class FindingsSettings:
-    """``analysis.findings``: significance level, layer ranges (fractions of the depth L) and
-    thresholds in points; see conf/config.yaml. Also the schema of those keys (their allowed
-    values are here), as the aggregation reads them outside Hydra too (``--set``)."""
-
-    alpha: float = key(between(0, 1, 0.05, open_low=True, open_high=True))
-    first_layers: float = key(between(0, 1, 0.3))
-    near_points: float = key(at_least(0))
-    middle_layers: list[float] = key(_low_high())
-    same_points: float = key(at_least(0))
-    top_layers: float = key(between(0, 1, 0.7))
-    random_from: float = key(between(0, 1, 0.3))
-    far_points: float = key(at_least(0))
-    improving_points: float = key(at_least(0))
-    tail_epochs: int = key(at_least(1))
 
 
 def findings_settings(config: Mapping) -> FindingsSettings:
@@ -157,7 +135,7 @@ class _Context:
 
 def _label(role: str, n: int) -> str:
     series = SERIES_BY_KEY[role]
-    return run_label(series.treatment, 0 if series.treatment == "base" else n, series.finetune, "B")
+    return run_label(series.treatment, 0 if TREATMENTS[series.treatment].is_base else n, series.finetune, "B")
 
 
 def _missing(role: str, reference: str, n: int, pairs: int) -> str:
@@ -195,7 +173,7 @@ def _worst(rows: list[dict], key: Callable[[dict], float]) -> dict | None:
 
 def _finding1(c: _Context, ranges: dict[str, list[int]]) -> dict:
     near = c.s.near_points
-    rows, missing = c.per_layer("AnB", BASE, ranges["first"],
+    rows, missing = c.per_layer(TRANSFER, BASE, ranges["first"],
                                 test=lambda d: one_sample_p(d, -near, "greater"))
     slopes = _unit_slopes(c, [n for n in ranges["all"] if n in c.ran])
     if len(slopes) < MIN_PAIRS:
@@ -216,13 +194,13 @@ def _unit_slopes(c: _Context, layers: list[int]) -> list[float]:
     """Per unit, the least-squares slope of AnB - baseB (points) over the layers it has."""
     by_unit: dict[tuple, list[tuple[int, float]]] = {}
     for n in layers:
-        for unit, diff in c.differences("AnB", BASE, n).items():
+        for unit, diff in c.differences(TRANSFER, BASE, n).items():
             by_unit.setdefault(unit, []).append((n, diff))
     return [slope(*zip(*points)) for points in by_unit.values() if len(points) >= 3]
 
 
 def _finding2(c: _Context, ranges: dict[str, list[int]]) -> dict:
-    rows, missing = c.per_layer("BnB", BASE, ranges["middle"], sign=-1.0,
+    rows, missing = c.per_layer(SELFFER, BASE, ranges["middle"], sign=-1.0,
                                 test=lambda d: one_sample_p(d, 0.0, "greater"))
     for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
         row["p_holm"] = adjusted
@@ -237,7 +215,7 @@ def _finding2(c: _Context, ranges: dict[str, list[int]]) -> dict:
 
 def _finding3(c: _Context, ranges: dict[str, list[int]]) -> dict:
     m = c.s.same_points
-    rows, missing = c.per_layer("BnB+", BASE, ranges["all"], test=lambda d: _tost(d, m))
+    rows, missing = c.per_layer(SELFFER_TUNED, BASE, ranges["all"], test=lambda d: _tost(d, m))
     worst = _worst(rows, key=lambda r: abs(r["mean"]))
     estimate = worst and {**worst, "p": max((r["p"] for r in rows if r["p"] is not None), default=None)}
     detail = f"BnB+ - baseB, equivalence within +-{m:g} points (two one-sided tests): {_rows_text(rows)}"
@@ -254,11 +232,11 @@ def _tost(differences: list[float], margin: float) -> float | None:
 
 def _finding4(c: _Context, ranges: dict[str, list[int]]) -> dict:
     m = c.s.same_points
-    rows, missing = c.per_layer("AnB+", BASE, ranges["all"],
+    rows, missing = c.per_layer(TRANSFER_TUNED, BASE, ranges["all"],
                                 test=lambda d: one_sample_p(d, -m, "greater"))
     worst = _worst(rows, key=lambda r: -r["mean"])
     estimate = worst and {**worst, "p": max((r["p"] for r in rows if r["p"] is not None), default=None)}
-    above = [r["n"] for r, p in zip(rows, holm([one_sample_p(_diffs(c, "AnB+", r["n"]), 0.0, "greater")
+    above = [r["n"] for r, p in zip(rows, holm([one_sample_p(_diffs(c, TRANSFER_TUNED, r["n"]), 0.0, "greater")
                                                    for r in rows])) if p is not None and p < c.s.alpha]
     detail = (f"AnB+ - baseB (the fine-tuning boost), non-inferiority to -{m:g} points: {_rows_text(rows)}; "
               f"significantly above baseB (one-sided, Holm) at n={above or 'none'}")
@@ -273,20 +251,20 @@ def _diffs(c: _Context, role: str, n: int) -> list[float]:
 
 def _finding5(results: list[dict], metric: str, c: _Context, ranges: dict[str, list[int]]) -> dict:
     top = ranges["top"]
-    drops = {"random": [], "dissimilar": []}
+    drops = {RANDOM_SPLIT: [], "dissimilar": []}
     for split in sorted({r.get("split") for r in results}, key=str):
         sub = _Context(role_table([r for r in results if r.get("split") == split], metric), c.scale, c.s, c.ran)
-        group = "random" if split == RANDOM_SPLIT else "dissimilar"
+        group = RANDOM_SPLIT if split == RANDOM_SPLIT else "dissimilar"
         drops[group] += _top_drops(sub, top)
     missing = [f"{group} split: AnB at n={', '.join(map(str, top))} with baseB for {MIN_PAIRS} or more "
                f"seeds ({len(values)} now)" for group, values in drops.items() if len(values) < MIN_PAIRS]
     if missing:
         missing.append("run both splits (e.g. split=random and split=family) and compare them: "
                        "python -m benchmark.analysis DIR_RANDOM DIR_FAMILY")
-    test = welch_test(drops["dissimilar"], drops["random"], alternative="greater")
+    test = welch_test(drops["dissimilar"], drops[RANDOM_SPLIT], alternative="greater")
     ok = test["p"] is not None and test["p"] < c.s.alpha and test["mean"] > 0
     detail = (f"baseB - AnB averaged over n={', '.join(map(str, top))}: dissimilar "
-              f"{_interval(describe(drops['dissimilar']))}, random {_interval(describe(drops['random']))} "
+              f"{_interval(describe(drops['dissimilar']))}, random {_interval(describe(drops[RANDOM_SPLIT]))} "
               f"points; difference {_interval(test)}, Welch one-sided p={format_p(test['p'])}")
     return _finding(5, "a dissimilar split falls more at the top layers than a random one", top,
                     "Welch t of the per-seed top-layer drop, dissimilar > random", test,
@@ -295,14 +273,14 @@ def _finding5(results: list[dict], metric: str, c: _Context, ranges: dict[str, l
 
 def _top_drops(c: _Context, top: list[int]) -> list[float]:
     """Per unit, baseB - AnB (points) averaged over the top layers (units with all of them)."""
-    per_layer = [c.differences("AnB", BASE, n) for n in top if n in c.ran] or [{}]
+    per_layer = [c.differences(TRANSFER, BASE, n) for n in top if n in c.ran] or [{}]
     units = set.intersection(*(set(d) for d in per_layer))
     return [-sum(d[u] for d in per_layer) / len(per_layer) for u in sorted(units, key=str)]
 
 
 def _finding6(c: _Context, ranges: dict[str, list[int]]) -> dict:
     far = c.s.far_points
-    rows, missing = c.per_layer("AnB", "random", ranges["random"],
+    rows, missing = c.per_layer(TRANSFER, RANDOM_CONTROL, ranges["random"],
                                 test=lambda d: one_sample_p(d, far, "greater"))
     worst = _worst(rows, key=lambda r: -r["mean"])
     estimate = worst and {**worst, "p": max((r["p"] for r in rows if r["p"] is not None), default=None)}

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from benchmark.analysis.curve import is_usable, lookup, role_table
 from benchmark.analysis.findings import FindingsSettings, points_scale
 from benchmark.analysis.stats import paired
-from benchmark.protocol import BASE
+from benchmark.protocol import BASE, SELFFER, is_base_run
 
 HISTORY_METRIC = "val_top1"
 
@@ -44,7 +44,7 @@ def _still_improving(results: list[dict], s: FindingsSettings) -> list[str]:
     flagged = []
     for result in results:
         history = result.get("history") or []
-        if result["treatment"] != "base" or not history:
+        if not is_base_run(result) or not history:
             continue
         start = history[-1]["epoch"] - s.tail_epochs  # the tail is the epochs after this one
         curve = [(h["epoch"], h[HISTORY_METRIC]) for h in history if HISTORY_METRIC in h]
@@ -66,11 +66,11 @@ def _selffer_beats_base(results: list[dict], metric: str, s: FindingsSettings) -
     """BnB at the lowest n clearly above baseB: re-training the upper layers beat the base."""
     scale = points_scale(metric)
     table = role_table(results, metric)
-    ns = sorted(table.get("BnB", {}))
+    ns = sorted(table.get(SELFFER, {}))
     if scale is None or not ns:
         return []
     base = dict(lookup(table, BASE, 0))
-    diffs = [(v - base[u]) * scale for u, v in lookup(table, "BnB", ns[0]) if u in base]
+    diffs = [(v - base[u]) * scale for u, v in lookup(table, SELFFER, ns[0]) if u in base]
     test = paired(diffs, 0.0, "greater")
     if test["p"] is None or test["p"] >= s.alpha:
         return []

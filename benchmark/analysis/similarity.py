@@ -23,8 +23,8 @@ from matplotlib.figure import Figure
 from benchmark.analysis.curve import layer_names, role
 from benchmark.analysis.figure import RC
 from benchmark.analysis.stats import ci_half_width, describe
-from benchmark.protocol import SERIES, SERIES_BY_KEY
-from benchmark.storage import atomic_write
+from benchmark.protocol import BASE, SERIES, SERIES_BY_KEY, SOURCE_BASE, TRANSFER
+from benchmark.store.atomic import atomic_write
 
 
 def similarity_summary(results: Iterable[dict]) -> dict | None:
@@ -54,7 +54,7 @@ def _base_vs_base(matrices: Iterable[list[list[float]]]) -> dict | None:
     if not stack.size:
         return None
     diagonal = np.diagonal(stack, axis1=1, axis2=2)
-    return {"rows": "baseB", "columns": "baseA", "count": len(stack),
+    return {"rows": BASE, "columns": SOURCE_BASE, "count": len(stack),
             "matrix": stack.mean(axis=0).tolist(),
             "diagonal": {str(n): describe(diagonal[:, n - 1].tolist())
                          for n in range(1, diagonal.shape[1] + 1)}}
@@ -111,7 +111,7 @@ def _heatmap(ax: Axes, base: dict, blocks: dict[str, str]) -> None:
 
 def _beside_generality(ax: Axes, base: dict, generality: dict, blocks: dict[str, str]) -> None:
     _curve(ax, base["diagonal"], "black", "o", "CKA(base$A$, base$B$) at block $n$")
-    _curve(ax, {n: p for n, p in generality.items() if p["count"]}, SERIES_BY_KEY["AnB"].color, "s",
+    _curve(ax, {n: p for n, p in generality.items() if p["count"]}, SERIES_BY_KEY[TRANSFER].color, "s",
            "generality AnB / base$B$ (accuracy)", ls="--")
     _decorate(ax, blocks, "Same layer of the two bases, and how well it transfers")
 

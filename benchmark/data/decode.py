@@ -30,7 +30,7 @@ from PIL import Image, ImageOps
 
 from benchmark.data.images import ImageTensors, LabelledImages
 from benchmark.errors import UserError
-from benchmark.storage import atomic_write_bytes, sha256, tensors_to_bytes
+from benchmark.store.atomic import atomic_write_bytes, sha256, tensors_to_bytes
 
 log = logging.getLogger(__name__)
 

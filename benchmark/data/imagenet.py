@@ -25,7 +25,7 @@ from benchmark.data.files import candidates, class_folder_files, class_names, fi
 from benchmark.data.images import LabelledImages
 from benchmark.data.streaming import FileImages
 from benchmark.errors import UserError
-from benchmark.storage import atomic_write_bytes
+from benchmark.store.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 

@@ -17,6 +17,7 @@ from omegaconf import DictConfig
 
 from benchmark.data.images import ImageSet, ImageTensors, LabelledImages
 from benchmark.errors import UserError
+from benchmark.schema.split import RANDOM_SPLIT
 
 NO_HALF_A = ("split=all puts every class in half B and has no half A; use target=B (and "
              "treatment=base, selffer or external), or another split")
@@ -145,7 +146,7 @@ def split_classes(cfg: DictConfig, class_names: Sequence[str], families: Sequenc
     kind = cfg.get("kind", cfg.name)
     if kind == "all":  # the whole dataset is the target task
         return ClassSplit([], list(range(len(class_names))))
-    if kind == "random":
+    if kind == RANDOM_SPLIT:
         split = paper_random_halves(len(class_names), cfg.seed)
     elif kind == "family":
         split = family_halves(families, cfg.get("families_A"), cfg.seed)

@@ -20,7 +20,6 @@ split gives them disjoint part vocabularies (dissimilar tasks).
 from __future__ import annotations
 
 import colorsys
-from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
@@ -28,38 +27,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data.images import ImageTensors, LabelledImages
-from benchmark.schema.keys import at_least, between, key, seed_range
+from benchmark.schema.dataset import SyntheticSpec
 
 STYLES = ("bars", "diagonals", "rings", "blobs")
-
-
-@dataclass(unsafe_hash=True)  # not frozen: OmegaConf would make dataset.params read-only
-class SyntheticSpec:
-    """Every knob of the generator; values come from ``conf/dataset/synthetic.yaml`` (this
-    class is also the schema of ``dataset.params``: each knob's allowed values are here).
-    Hashable, as the key of the generated datasets' cache; never changed once made."""
-
-    num_families: int = key(at_least(2))
-    classes_per_family: int = key(at_least(1))
-    parts_per_family: int = key(at_least(1))
-    parts_per_class: int = key(between(1, 9, 3))  # slots of the 3 x 3 layout grid
-    image_size: int = key(at_least(9))            # parts are drawn on thirds of the image
-    train_per_class: int = key(at_least(1))
-    val_per_class: int = key(at_least(1))
-    jitter: int = key(at_least(0))
-    distractors: int = key(at_least(0))
-    part_dropout: float = key(between(0, 1, 0.3, open_high=True))
-    noise: float = key(at_least(0))
-    style_purity: float = key(between(0, 1, 0.7))
-    world_seed: int = key(seed_range())
-
-    @property
-    def num_classes(self) -> int:
-        return self.num_families * self.classes_per_family
-
-    @property
-    def patch_size(self) -> int:
-        return self.image_size // 3
 
 
 # ---------------------------------------------------------------- parts (mid level)

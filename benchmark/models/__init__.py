@@ -10,9 +10,9 @@ import pkgutil
 
 from benchmark.models.net import TransferNet
 from benchmark.models.pretrained import pretrained_state, to_our_layout
-from benchmark.models.registry import block_names, build_model, register
+from benchmark.models.registry import block_names, build_model, model_blocks, register
 
-__all__ = ["TransferNet", "block_names", "build_model", "pretrained_state", "register",
+__all__ = ["TransferNet", "block_names", "build_model", "model_blocks", "pretrained_state", "register",
            "to_our_layout"]
 
 for _module in pkgutil.iter_modules(__path__):

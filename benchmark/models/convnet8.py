@@ -14,9 +14,6 @@ from benchmark.models.registry import register
 
 CONV_WIDTHS = (1.0, 2.5, 4.0, 4.0, 2.5)
 POOLED = (True, True, False, False, True)
-# default: PyTorch's layer init, whose scale shrinks layer by layer (BatchNorm restores it);
-# kaiming: He et al. 2015's for ReLU networks, which keeps it, so the net trains without BatchNorm
-INITS = ("default", "kaiming")
 
 
 def _conv_block(cin: int, cout: int, pool: bool, batchnorm: bool) -> nn.Sequential:

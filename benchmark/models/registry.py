@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
+from benchmark.data import nominal_image_size
 from benchmark.errors import UserError
 from benchmark.models.net import TransferNet
 
@@ -64,3 +65,9 @@ def block_names(cfg: DictConfig, image_size: int) -> list[str]:
     """The transferable blocks' names, from a build on the meta device (no memory, no init cost)."""
     with torch.device("meta"):
         return build_model(cfg, 1, image_size).block_names
+
+
+def model_blocks(cfg: DictConfig) -> list[str]:
+    """The run config's model's transferable blocks (its depth L is their number), known before
+    any data is loaded or weight allocated: what ``n`` ranges over."""
+    return block_names(cfg.model, nominal_image_size(cfg.dataset))

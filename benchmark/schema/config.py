@@ -6,12 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
-from benchmark.analysis.findings import FindingsSettings
 from benchmark.protocol import EVERY_LAYER, HALVES, LAYER_RULE, TREATMENTS
-from benchmark.results import METRICS
+from benchmark.schema.analysis import Analysis
 from benchmark.schema.keys import (Check, at_least, between, key, one_of, optional, positive,
                                    seed_range, store)
-from benchmark.similarity import MIN_BATCH, POOLS
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
@@ -24,14 +22,6 @@ def _layer() -> Check:
 def _device() -> Check:
     return Check(lambda v, _: DEVICE_PATTERN.fullmatch(v) is not None,
                  "is not a device; use auto, cpu, cuda, cuda:INDEX or mps", "auto", "tpu")
-
-
-def _reference() -> Check:
-    def ok(value: str | None, _: Any) -> bool:
-        from benchmark.analysis.reference import available  # the figure code: only when asked
-        return value is None or value in available()
-    return Check(ok, "is not a published reference; use yosinski2014 or null", "yosinski2014",
-                 "nonsense")
 
 
 @dataclass
@@ -47,10 +37,10 @@ class Freeze:
 
 @dataclass
 class Data:
-    root: str = key()
+    root: str = key(determines=False)
     train_per_class: Optional[int] = key(optional(at_least(1)))
     target_fraction: Optional[float] = key(optional(between(0, 1, 0.1, open_low=True)))
-    num_workers: Optional[int] = key(optional(at_least(0)))
+    num_workers: Optional[int] = key(optional(at_least(0)), determines=False)
 
 
 @dataclass
@@ -59,24 +49,6 @@ class Wandb:
     project: str = key()
     entity: Optional[str] = key()
     init_timeout: float = key(positive(30))
-
-
-@dataclass
-class Similarity:
-    """analysis.similarity: linear CKA of block outputs (benchmark/similarity.py)."""
-
-    enabled: bool = key()
-    images: int = key(at_least(MIN_BATCH))
-    pool: str = key(one_of(POOLS))
-    batch_size: int = key(at_least(MIN_BATCH))
-
-
-@dataclass
-class Analysis:
-    reference: Optional[str] = key(_reference())
-    metric: str = key(one_of(METRICS))
-    similarity: Similarity = key()
-    findings: FindingsSettings = key()  # its keys' checks: benchmark/analysis/findings.py
 
 
 @dataclass
@@ -92,13 +64,13 @@ class Config:
     finetune_lr_scale: float = key(at_least(0))
     freeze: Freeze = key()
     data: Data = key()
-    cache_dir: str = key()
-    warm_sources: bool = key()
-    device: str = key(_device())
-    threads: Optional[int] = key(optional(at_least(1)))
-    wandb: Wandb = key()
-    sweep_name: str = key()
-    analysis: Analysis = key()
+    cache_dir: str = key(determines=False)
+    warm_sources: bool = key(determines=False)
+    device: str = key(_device(), determines=False)
+    threads: Optional[int] = key(optional(at_least(1)), determines=False)
+    wandb: Wandb = key(determines=False)
+    sweep_name: str = key(determines=False)
+    analysis: Analysis = key(determines=False)
     dataset: Any = key()  # after seed: split.seed is ${seed}, and the error names the key given
     model: Any = key()
     train: Any = key()

@@ -35,9 +35,19 @@ class Check:
     choices: tuple[str, ...] | None = None  # the allowed values, where they are a list
 
 
-def key(*checks: Check) -> Any:
-    """A schema field: its value comes from conf/ (no default here), its checks from ``checks``."""
-    return field(default=MISSING, metadata={"checks": checks})
+ABSENT = object()  # a key that has no older value: it existed when the first results were written
+
+
+def key(*checks: Check, default: Any = MISSING, determines: bool = True, older: Any = ABSENT) -> Any:
+    """A schema field with its ``checks``. Its value comes from conf/ unless the schema gives a
+    ``default`` (then a recipe only writes it where it differs).
+
+    ``determines=False``: the key changes where or how a run executes, never its numbers, so it
+    stays out of fingerprints and base-cache keys. ``older``: for a key added after results were
+    first written, the value that does what runs did before it existed; at that value the key
+    stays out of them too, so finished work keeps its fingerprint (benchmark/store/fingerprint.py).
+    """
+    return field(default=default, metadata={"checks": checks, "determines": determines, "older": older})
 
 
 def at_least(low: float) -> Check:

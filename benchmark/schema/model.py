@@ -3,8 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from benchmark.models.convnet8 import INITS
 from benchmark.schema.keys import at_least, between, key, one_of, store
+
+# convnet8's inits. default: PyTorch's layer init, whose scale shrinks layer by layer (BatchNorm
+# restores it); kaiming: He et al. 2015's for ReLU networks, which keeps it, so the net trains
+# without BatchNorm
+INITS = ("default", "kaiming")
 
 
 def _dropout() -> object:
@@ -22,7 +26,7 @@ class ConvNet8(CaffeNet):
     width: int = key(at_least(1))
     fc_width: int = key(at_least(1))
     batchnorm: bool = key()
-    init: str = key(one_of(INITS))
+    init: str = key(one_of(INITS), older="default")
 
 
 @dataclass
@@ -45,5 +49,6 @@ class ViT:
     attention_dropout: float = _dropout()
 
 
-for _name, _schema in (("caffenet", CaffeNet), ("convnet8", ConvNet8), ("resnet", ResNet), ("vit", ViT)):
+SCHEMAS = {"caffenet": CaffeNet, "convnet8": ConvNet8, "resnet": ResNet, "vit": ViT}
+for _name, _schema in SCHEMAS.items():
     store("model", _name, _schema)

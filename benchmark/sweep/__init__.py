@@ -1,1 +1,1 @@
-"""Sweep machinery: the base-network cache, the result store, the Hydra callback."""
+"""The sweep as Hydra runs it: progress while its jobs run, its report when they are done."""

@@ -9,7 +9,7 @@ import json
 import time
 from pathlib import Path
 
-from benchmark.results import count_results
+from benchmark.store.results import count_results
 
 PLAN_FILE = "sweep_plan.json"
 

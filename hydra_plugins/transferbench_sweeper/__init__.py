@@ -27,9 +27,9 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
 
 from benchmark.errors import UserError, exit_with
+from benchmark.models import model_blocks
 from benchmark.protocol import (EVERY_LAYER, check_layer, combination_problem, every_layer,
                                 not_a_layer, treatment_named)
-from benchmark.run import model_blocks
 from benchmark.sweep.progress import write_plan
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,15 @@ def _longest_first(job: tuple[List[str], Point]) -> tuple[bool, int]:
 
 def waves(jobs: List[tuple[List[str], Point]]) -> List[List[List[str]]]:
     """The jobs (overrides, point) in the order they run: a first wave of the base runs (with
-    ``warm_sources=true`` when the grid has transfer runs) followed by the runs that copy no
-    base network of the sweep, and a second wave of the runs that do (selffer, transfer).
+    ``warm_sources=true`` when a treatment of the grid copies the other half's base) followed by
+    the runs that copy no base network of the sweep, and a second wave of the runs that do.
     Within a wave the longest trainings start first, so parallel workers finish together.
     Empty waves are left out."""
-    warm = any(treatment == "transfer" for _, (treatment, _, _) in jobs)
-    ordered = sorted(jobs, key=_longest_first)
-    base = [job + ["warm_sources=true"] if warm else job
-            for job, (treatment, _, _) in ordered if treatment == "base"]
-    copies = lambda treatment: treatment_named(treatment).copies_a_sweep_base  # noqa: E731
-    free = [job for job, (treatment, _, _) in ordered if treatment != "base" and not copies(treatment)]
-    copying = [job for job, (treatment, _, _) in ordered if copies(treatment)]
+    kinds = [(job, treatment_named(treatment)) for job, (treatment, _, _) in sorted(jobs, key=_longest_first)]
+    warm = any(kind.needs_other_base for _, kind in kinds)
+    base = [job + ["warm_sources=true"] if warm else job for job, kind in kinds if kind.is_base]
+    free = [job for job, kind in kinds if not kind.is_base and not kind.copies_a_sweep_base]
+    copying = [job for job, kind in kinds if kind.copies_a_sweep_base]
     return [wave for wave in (base + free, copying) if wave]
 
 
@@ -100,7 +98,7 @@ class ProtocolSweeper(BasicSweeper):
         values = _values(job)
         n = values.get("n", str(self.config.n))
         treatment = values.get("treatment", str(self.config.treatment))
-        if not treatment_named(treatment).copies_layers:
+        if treatment_named(treatment).is_base:
             return [_with_n(job, 0)]
         model, blocks = self._model_blocks(job)
         if n == EVERY_LAYER:

@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from benchmark.storage import bytes_to_tensors, read_verified, tensors_to_bytes, write_verified
+from benchmark.store.atomic import bytes_to_tensors, read_verified, tensors_to_bytes, write_verified
 
 log = logging.getLogger(__name__)
 

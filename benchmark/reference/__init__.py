@@ -1,4 +1,5 @@
-"""Published numbers to compare a sweep with, one JSON file per reference."""
+"""Published numbers to compare a sweep with, one JSON file per reference (data only: the
+schema checks `analysis.reference` against these names, the figures draw them)."""
 from __future__ import annotations
 
 import json

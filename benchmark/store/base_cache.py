@@ -1,8 +1,8 @@
 """Content-addressed cache of trained base networks.
 
 A base network is keyed by a hash of exactly the config fields that determine it
-(dataset, split, half, model, training recipe, seed). A file lock makes parallel
-jobs that need the same base wait for it instead of training it twice; the
+(dataset, split, half, model, training recipe, seed: benchmark/store/fingerprint.py). A file
+lock makes parallel jobs that need the same base wait for it instead of training it twice; the
 checkpoint is written atomically and verified by its SHA-256 before use, so a
 half-written or corrupt file is retrained, never loaded.
 """
@@ -17,15 +17,12 @@ from typing import Any
 
 import torch
 from filelock import FileLock
-from omegaconf import DictConfig, OmegaConf
 
-from benchmark.results import DETERMINING_GROUPS, determining
-from benchmark.storage import (atomic_write_json, bytes_to_tensors, read_verified, sha256,
-                               tensors_to_bytes, write_verified)
+from benchmark.store.atomic import (atomic_write_json, bytes_to_tensors, read_verified,
+                                    tensors_to_bytes, write_verified)
+from benchmark.store.fingerprint import cache_key
 
 log = logging.getLogger(__name__)
-
-CACHE_FORMAT = 1
 
 
 @dataclass
@@ -34,21 +31,6 @@ class CachedBase:
     meta: dict[str, Any]
     trained_now: bool
     path: Path  # the verified weights file (usable as another run's source.checkpoint)
-
-
-def base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
-    """Exactly the config that determines the base network of ``half`` (its cache key)."""
-    pick = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
-    target = half == cfg.target
-    return {**{group: determining(group, pick(group)) for group in DETERMINING_GROUPS},
-            "split": pick("split"), "half": half, "seed": cfg.seed,
-            "train_per_class": cfg.data.train_per_class if target else None,
-            "target_fraction": cfg.data.target_fraction if target else None}
-
-
-def cache_key(fields: dict[str, Any]) -> str:
-    canonical = json.dumps({"format": CACHE_FORMAT, **fields}, sort_keys=True, default=str)
-    return sha256(canonical.encode())[:16]
 
 
 class BaseCache:

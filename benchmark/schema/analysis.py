@@ -1,0 +1,60 @@
+"""Schema of ``analysis`` (conf/config.yaml): how the sweep's runs are aggregated, which
+per-block measures they take, and the thresholds of the paper's findings. None of these keys
+changes what a network learns, so none is part of a fingerprint."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+from benchmark.protocol import METRICS
+from benchmark.schema.keys import Check, at_least, between, key, one_of
+from benchmark.reference import available
+
+POOLS = ("flatten", "mean")  # how block outputs become one row per image (benchmark/measures/)
+MIN_BATCH = 4  # the unbiased HSIC divides by n (n - 3)
+
+
+def _reference() -> Check:
+    return Check(lambda v, _: v is None or v in available(),
+                 "is not a published reference; use yosinski2014 or null", "yosinski2014", "nonsense")
+
+
+def _low_high() -> Check:
+    ok = lambda v, _: len(v) == 2 and 0 <= v[0] < v[1] <= 1  # noqa: E731
+    return Check(ok, "must be [low, high]: fractions of L with low < high", [0.3, 0.75], [0.8, 0.2])
+
+
+@dataclass
+class Similarity:
+    """analysis.similarity: linear CKA of block outputs (benchmark/measures/cka.py)."""
+
+    enabled: bool = key()
+    images: int = key(at_least(MIN_BATCH))
+    pool: str = key(one_of(POOLS))
+    batch_size: int = key(at_least(MIN_BATCH))
+
+
+@dataclass
+class FindingsSettings:
+    """``analysis.findings``: significance level, layer ranges (fractions of the depth L) and
+    thresholds in points; see conf/config.yaml and benchmark/analysis/findings.py. The
+    aggregation also reads these keys outside Hydra (``--set``) and checks them against this."""
+
+    alpha: float = key(between(0, 1, 0.05, open_low=True, open_high=True))
+    first_layers: float = key(between(0, 1, 0.3))
+    near_points: float = key(at_least(0))
+    middle_layers: list[float] = key(_low_high())
+    same_points: float = key(at_least(0))
+    top_layers: float = key(between(0, 1, 0.7))
+    random_from: float = key(between(0, 1, 0.3))
+    far_points: float = key(at_least(0))
+    improving_points: float = key(at_least(0))
+    tail_epochs: int = key(at_least(1))
+
+
+@dataclass
+class Analysis:
+    reference: Optional[str] = key(_reference())
+    metric: str = key(one_of(METRICS))
+    similarity: Similarity = key()
+    findings: FindingsSettings = key()
