@@ -143,9 +143,14 @@ def cached_base_network(ws: Workspace, half: str) -> BaseNetwork | None:
 
 
 def _loaded(ws: Workspace, half: str, cached: CachedBase) -> BaseNetwork:
+    return BaseNetwork(network_of(ws, half, cached.state), cached)
+
+
+def network_of(ws: Workspace, half: str, state: dict[str, torch.Tensor]) -> TransferNet:
+    """The run's model for ``half``'s classes with the weights ``state`` (e.g. a saved network)."""
     model = ws.new_model(ws.task(half).num_classes, 0)
-    model.load_state_dict(cached.state)
-    return BaseNetwork(model, cached)
+    model.load_state_dict(state)
+    return model
 
 
 @dataclass

@@ -20,6 +20,7 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from benchmark.config import compose_config
 from benchmark.errors import UserError
+from benchmark.measures import check_measures
 from benchmark.protocol import check_point
 from benchmark.schema import type_error, validate
 from benchmark.train import check_device
@@ -116,6 +117,7 @@ def check_config(cfg: DictConfig, single_run: bool = True) -> None:
     protocol's rules for the point and the device's presence (a sweep's points are checked
     by its sweeper, the device by each job on the machine that runs it)."""
     validate(cfg)
+    check_measures(cfg.analysis.measures)
     if "hydra" in cfg:  # composed on the command line: the launcher's settings too
         validate(cfg.hydra.launcher, "hydra.launcher.")
     if single_run:

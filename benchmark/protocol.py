@@ -143,11 +143,6 @@ TRANSFER_TUNED = series_of("transfer", True).key    # AnB+
 RANDOM_CONTROL = series_of("random", False).key     # random frozen first n blocks
 
 
-def is_base_run(result: dict) -> bool:
-    """A result of a base network (its own, or reported as the source of another half's runs)."""
-    return TREATMENTS[result["treatment"]].is_base
-
-
 def other_half(half: str) -> str:
     return "B" if half == "A" else "A"
 

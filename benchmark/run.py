@@ -13,18 +13,19 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.errors import RunDiverged
-from benchmark.models import model_blocks
+from benchmark.measures import (BASE_VS_BASE, VS_SOURCE, enabled_measures, take_measures,
+                                unmeasured)
+from benchmark.models import TransferNet, model_blocks
 from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_base_network,
-                                derive_seed, source_network, target_network)
+                                source_network, target_network)
 from benchmark.preflight import check_config
 from benchmark.protocol import (BASE_TREATMENT, check_layer, layer_name, other_half, run_label, source_half,
                                 treatment_named)
 from benchmark.store.fingerprint import config_fingerprint
 from benchmark.store.provenance import provenance
-from benchmark.store.results import (CHECKPOINT_FILE, RESULT_FILE, SOURCE_BASES, finished_result,
-                                    write_result)
 from benchmark.store.checkpoints import Checkpoint
-from benchmark.similarity import Probe, base_vs_base, vs_source
+from benchmark.store.record import FAILED, OK, RunRecord
+from benchmark.store.results import CHECKPOINT_FILE, RESULT_FILE, finished_result, write_result
 from benchmark.tracking import Tracker, run_id
 from benchmark.train import best_top1, evaluate
 
@@ -33,16 +34,16 @@ log = logging.getLogger(__name__)
 
 def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
     """Run one configuration end to end and write ``out_dir/result.json`` (or return the
-    result a previous attempt finished there)."""
+    record a previous attempt finished there). Returns the record in its JSON form, which is
+    what Hydra's launchers carry back to the sweep."""
     check_config(cfg)
     blocks = model_blocks(cfg)
     check_layer(cfg.n, blocks, cfg.model.name)
     fingerprint = config_fingerprint(cfg)
     done = finished_result(out_dir, fingerprint)
     if done is not None:
-        log.info("%s seed %s already finished (%s); skipping", done["label"], done["seed"],
-                 out_dir / RESULT_FILE)
-        return done
+        log.info("%s seed %s already finished (%s); skipping", done.label, done.seed, out_dir / RESULT_FILE)
+        return done.to_json()
     start = time.time()
     ws = Workspace.from_config(cfg)
     label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
@@ -50,41 +51,40 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
                       f"{label}/seed{cfg.seed}", group, cfg.treatment,
                       OmegaConf.to_container(cfg, resolve=True), cfg.wandb.init_timeout,
                       run_id(str(out_dir.absolute().parent), fingerprint))
-    result = _describe(cfg, ws, label, fingerprint, blocks)
+    record = _describe(cfg, ws, label, fingerprint, blocks)
     checkpoint = Checkpoint(out_dir / CHECKPOINT_FILE, fingerprint)
     try:
-        result.update(status="ok", reason=None, **_train(ws, label, tracker, checkpoint))
+        record = record.but(**_train(ws, label, tracker, checkpoint))
     except RunDiverged as error:
         log.error("%s failed: %s", label, error)
-        result.update(status="failed", reason=str(error), metrics=None, history=[],
-                      cost={"bases": [], "feature_cache": False})
-    result.update(wall_s=round(time.time() - start, 3), device=str(ws.device),
-                  config=OmegaConf.to_container(cfg, resolve=True), **provenance())
-    tracker.summary({**(result["metrics"] or {}), "status": result["status"]})
-    tracker.finish(failed=result["status"] != "ok")
-    path = write_result(out_dir, result)
+        record = record.but(status=FAILED, reason=str(error), cost={"bases": [], "feature_cache": False})
+    record = record.but(wall_s=round(time.time() - start, 3), device=str(ws.device),
+                        config=OmegaConf.to_container(cfg, resolve=True), **provenance())
+    tracker.summary({**(record.metrics or {}), "status": record.status})
+    tracker.finish(failed=not record.ok)
+    path = write_result(out_dir, record)
     checkpoint.remove()
-    log.info("%s seed %d: %s %s -> %s", label, cfg.seed, result["status"],
-             _format_metrics(result["metrics"]), path)
-    return result
+    log.info("%s seed %d: %s %s -> %s", label, cfg.seed, record.status,
+             _format_metrics(record.metrics), path)
+    return record.to_json()
 
 
 def _describe(cfg: DictConfig, ws: Workspace, label: str, fingerprint: str, blocks: list[str]
-              ) -> dict[str, Any]:
-    """What a result says about its run before it is trained."""
+              ) -> RunRecord:
+    """What a record says about its run before it is trained (status ok until it fails)."""
     names = ws.dataset.class_names
-    return {
-        "label": label, "fingerprint": fingerprint, "treatment": cfg.treatment, "n": cfg.n,
-        "block": layer_name(cfg.n, blocks), "blocks": blocks, "finetune": cfg.finetune,
-        "source": source_half(cfg.treatment, cfg.target), "target": cfg.target, "seed": cfg.seed,
-        "dataset": cfg.dataset.name, "model": cfg.model.name, "split": cfg.split.name,
-        "train_per_class": cfg.data.train_per_class, "target_fraction": cfg.data.target_fraction,
-        "classes_A": [names[c] for c in ws.split.A], "classes_B": [names[c] for c in ws.split.B],
-    }
+    return RunRecord(
+        label=label, fingerprint=fingerprint, treatment=cfg.treatment, n=cfg.n,
+        block=layer_name(cfg.n, blocks), blocks=blocks, finetune=cfg.finetune,
+        source=source_half(cfg.treatment, cfg.target), target=cfg.target, seed=cfg.seed, status=OK,
+        dataset=cfg.dataset.name, model=cfg.model.name, split=cfg.split.name,
+        train_per_class=cfg.data.train_per_class, target_fraction=cfg.data.target_fraction,
+        classes_A=[names[c] for c in ws.split.A], classes_B=[names[c] for c in ws.split.B])
 
 
 def _train(ws: Workspace, label: str, tracker: Tracker, checkpoint: Checkpoint) -> dict[str, Any]:
-    """Metrics, history, cost and provenance of the run's network."""
+    """The record's fields that training the run's network fills: metrics, history, cost, its
+    source and the measures' entries."""
     cfg = ws.cfg
     on_epoch = lambda record: tracker.log(record, step=record["epoch"])  # noqa: E731
     if treatment_named(cfg.treatment).is_base:
@@ -94,11 +94,10 @@ def _train(ws: Workspace, label: str, tracker: Tracker, checkpoint: Checkpoint) 
     cost = {"bases": bases, "feature_cache": target.fitted.feature_cache, "train_s": target.train_s}
     if target.fitted.frozen_step_fraction is not None:
         cost["frozen_step_fraction"] = target.fitted.frozen_step_fraction
-    probe = _probe(ws)
-    source = source_network(ws, target.source) if probe else None
-    similarity = vs_source(target.model, source, probe) if source is not None else None
+    source = source_network(ws, target.source) if enabled_measures(cfg.analysis) else None
+    measured = _measured(ws, VS_SOURCE, target.model, source) if source is not None else unmeasured()
     return {"metrics": target.fitted.result.metrics(), "history": target.fitted.result.history,
-            "cost": cost, "source_network": target.source.origin, "similarity": similarity}
+            "cost": cost, "source_network": target.source.origin, "measures": measured}
 
 
 def _base_run(ws: Workspace, on_epoch) -> dict[str, Any]:
@@ -111,33 +110,29 @@ def _base_run(ws: Workspace, on_epoch) -> dict[str, Any]:
         on_epoch(record)
     cost = {"bases": [_base_cost(b.cached) for b in (*warmed, base)], "feature_cache": False}
     return {**_base_report(ws, base, cfg.target), "cost": cost,
-            "similarity": _base_similarity(ws, base, warmed),
-            SOURCE_BASES: [{"label": run_label(BASE_TREATMENT, 0, False, half), "target": half,
-                            **_base_report(ws, source, half)}
-                           for half, source in zip([other_half(cfg.target)], warmed)]}
+            "measures": _base_measures(ws, base, warmed),
+            "source_bases": [{"label": run_label(BASE_TREATMENT, 0, False, half), "target": half,
+                              **_base_report(ws, source, half)}
+                             for half, source in zip([other_half(cfg.target)], warmed)]}
 
 
-def _probe(ws: Workspace) -> Probe | None:
-    """The images the run's similarity is measured on; None when it is switched off."""
-    settings = ws.cfg.analysis.similarity
-    if not settings.enabled:
-        return None
-    return Probe.from_config(ws.task(ws.cfg.target).val, settings, derive_seed(ws.cfg.seed, "similarity"),
-                             ws.normalize, ws.device)
+def _measured(ws: Workspace, comparison: str, x: TransferNet, y: TransferNet) -> dict[str, dict | None]:
+    """The enabled measures' entries for ``comparison`` of ``x`` and ``y``."""
+    return take_measures(enabled_measures(ws.cfg.analysis), ws.task(ws.cfg.target).val, ws.cfg.seed,
+                         ws.normalize, x, y, comparison, ws.device)
 
 
-def _base_similarity(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]) -> dict | None:
+def _base_measures(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]) -> dict[str, dict | None]:
     """baseB vs baseA when the other half's base is in memory or cached (never trained for it)."""
-    probe = _probe(ws)
-    if probe is None or not (ws.split.A and ws.split.B):
-        return None
+    if not enabled_measures(ws.cfg.analysis) or not (ws.split.A and ws.split.B):
+        return unmeasured()
     half = other_half(ws.cfg.target)
     other = warmed[0] if warmed else cached_base_network(ws, half)
     if other is None:
-        log.info("base%s is not trained yet: base-vs-base similarity is measured by a base run "
+        log.info("base%s is not trained yet: the base-vs-base measures are taken by a base run "
                  "that finds it (e.g. a sweep's first wave)", half)
-        return None
-    return base_vs_base(base.model, other.model, probe)
+        return unmeasured()
+    return _measured(ws, BASE_VS_BASE, base.model, other.model)
 
 
 def _base_report(ws: Workspace, base: BaseNetwork, half: str) -> dict[str, Any]:

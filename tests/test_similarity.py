@@ -12,7 +12,8 @@ from benchmark.data.batches import Normalizer
 from benchmark.data.images import ImageTensors
 from benchmark.models.convnet8 import convnet8
 from benchmark.store.fingerprint import config_fingerprint
-from benchmark.similarity import Probe, cka, vs_source
+from benchmark.measures import MEASURES, VS_SOURCE, HeldOutSample, compare_networks
+from benchmark.measures.cka import cka
 from benchmark.surgery import prepare_target
 from conftest import run_main
 from wandb_records import closed_records
@@ -87,13 +88,20 @@ def test_constant_representation_or_too_small_batch_is_a_clear_error_never_nan()
         cka(x[:3], x[:3], batch_size=3)
 
 
-def _probe(count: int = 200) -> Probe:
+SETTINGS = OmegaConf.create({"enabled": True, "images": 150, "pool": "flatten", "batch_size": 64})
+
+
+def _probe(count: int = 200) -> HeldOutSample:
     g = torch.Generator().manual_seed(0)
     images = ImageTensors(torch.randint(0, 256, (count, 3, 24, 24), generator=g, dtype=torch.uint8),
                           torch.zeros(count, dtype=torch.long))
-    cfg = OmegaConf.create({"images": 150, "pool": "flatten", "batch_size": 64})
-    return Probe.from_config(images, cfg, 0, Normalizer((0.5,) * 3, (0.25,) * 3, torch.device("cpu")),
-                             torch.device("cpu"))
+    return HeldOutSample.draw(images, SETTINGS.images, SETTINGS.batch_size, 0,
+                              Normalizer((0.5,) * 3, (0.25,) * 3, torch.device("cpu")), torch.device("cpu"))
+
+
+def vs_source(trained, source, sample: HeldOutSample) -> dict:
+    """The CKA measure's entry of a copying run."""
+    return compare_networks([(MEASURES["cka"], SETTINGS)], sample, trained, source, VS_SOURCE)["similarity"]
 
 
 def test_frozen_copied_blocks_score_exactly_one_and_retrained_blocks_less():

@@ -3,8 +3,8 @@
 ``aggregate(sweep_dir)`` writes, into ``sweep_dir``: results.csv (one row per
 run), summary.json (curve, derived quantities, the paper's findings tested, sanity
 checks, failed runs, unreadable files), generality.png / .pdf (paper Figure 2 style),
-table.tex (booktabs), findings.md and, when the runs measured layer similarity,
-similarity.png / .pdf.
+table.tex (booktabs), findings.md and, for each per-block measure the runs took, its entry in
+summary.json and its figures (CKA: similarity.png / .pdf).
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf
 
 from benchmark.analysis.collect import Collection, collect
 from benchmark.analysis.compare import Sweep, compare, sweep_labels
@@ -26,12 +26,15 @@ from benchmark.analysis.findings import findings_settings, test_findings
 from benchmark.analysis.findings_table import findings_rows, findings_text, render_findings, write_findings
 from benchmark.reference import load_reference
 from benchmark.analysis.sanity import sanity_checks
-from benchmark.analysis.similarity import plot_similarity, similarity_summary
 from benchmark.analysis.table import write_table
 from benchmark.errors import UserError
+from benchmark.measures import MEASURES, check_measures
+from benchmark.measures.later import complete
+from benchmark.schema import validate
 
-__all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "compare_sweeps", "curve_rows", "default_findings",
-           "findings_rows", "findings_text", "load_reference", "pooled_settings", "render_findings"]
+__all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "compare_sweeps", "curve_rows",
+           "default_analysis", "default_findings", "findings_rows", "findings_text", "load_reference",
+           "pooled_settings", "render_findings"]
 
 
 class AnalysisError(UserError):
@@ -40,19 +43,21 @@ class AnalysisError(UserError):
 
 @dataclass(frozen=True)
 class Report:
-    """What :func:`aggregate` wrote: ``paths`` by kind (csv, summary, png, pdf, table,
-    similarity_png, similarity_pdf)."""
+    """What :func:`aggregate` wrote: ``paths`` by kind (csv, summary, png, pdf, table, findings,
+    and each measure's figures, e.g. similarity_png, similarity_pdf)."""
 
     summary: dict
     paths: dict[str, Path]
 
 
 def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str = "top1",
-              findings: Mapping | None = None) -> Report:
+              findings: Mapping | None = None, analysis: DictConfig | None = None) -> Report:
     """Aggregate every result.json under ``sweep_dir`` and write the reports next to them.
 
     ``reference`` (e.g. "yosinski2014") adds the paper's curve as a second figure panel;
-    ``findings`` is ``analysis.findings`` (default: conf/config.yaml's).
+    ``findings`` is ``analysis.findings`` (default: conf/config.yaml's); ``analysis``, when
+    given, names the per-block measures to take, from the networks the runs saved, for the
+    runs that lack them (benchmark/measures/later.py). Every measure the runs took is reported.
     Raises AnalysisError when there is nothing usable to aggregate.
     """
     settings = findings_settings(findings if findings is not None else default_findings())
@@ -66,40 +71,50 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         raise AnalysisError(f"{exc} (option --reference)") from exc
     collection = collect(sweep)
     _check_usable(sweep, collection, metric)
-    summary = build_summary(collection.results, metric)
+    records = collection.results if analysis is None else complete(collection.results, analysis)
+    summary = build_summary(records, metric)
     summary["runs"]["duplicates"] = len(collection.duplicates)
     summary["problems"] = collection.problems
-    summary["cost"] = sweep_cost(collection.results)
-    summary["similarity"] = similarity_summary(collection.results)
-    summary["findings"] = test_findings(collection.results, metric, settings)
-    summary["sanity"] = sanity_checks(collection.results, metric, settings)
+    summary["cost"] = sweep_cost(records)
+    for measure in MEASURES.values():
+        summary[measure.record_key] = measure.summarise(records)
+    summary["findings"] = test_findings(records, metric, settings)
+    summary["sanity"] = sanity_checks(records, metric, settings)
     png, pdf = plot_generality(summary, sweep / "generality", paper)
     paths = {
-        "csv": write_results_csv(collection.results, sweep / "results.csv"),
+        "csv": write_results_csv(records, sweep / "results.csv"),
         "summary": write_json(summary, sweep / "summary.json"),
         "png": png,
         "pdf": pdf,
         "table": write_table(summary, sweep / "table.tex"),
         "findings": write_findings(summary, sweep / "findings.md"),
     }
-    if summary["similarity"]:
-        paths["similarity_png"], paths["similarity_pdf"] = plot_similarity(
-            summary["similarity"], summary["derived"]["generality"], sweep / "similarity")
+    for measure in MEASURES.values():
+        if summary[measure.record_key]:
+            paths.update(measure.draw(summary, sweep / measure.record_key))
     return Report(summary, paths)
 
 
-def default_findings(overrides: Sequence[str] = ()) -> dict:
-    """``analysis.findings`` as conf/config.yaml sets it, with ``analysis.findings.KEY=VALUE``
-    overrides."""
+def default_analysis(overrides: Sequence[str] = ()) -> DictConfig:
+    """``analysis`` as conf/config.yaml sets it, with ``analysis.KEY=VALUE`` overrides, checked."""
     from benchmark.config import compose_config
 
-    wrong = [o for o in overrides if not o.startswith("analysis.findings.")]
+    wrong = [o for o in overrides if not o.startswith("analysis.")]
     if wrong:
-        raise AnalysisError(f"--set {wrong[0]}: only analysis.findings.KEY=VALUE can be set here")
+        raise AnalysisError(f"--set {wrong[0]}: only analysis.KEY=VALUE can be set here "
+                            "(e.g. analysis.findings.alpha=0.01)")
     try:
-        findings = OmegaConf.to_container(compose_config(*overrides).analysis.findings)
+        analysis = compose_config(*overrides).analysis
     except HydraException as exc:
         raise AnalysisError(f"--set {' '.join(overrides)}: {exc}".splitlines()[0]) from None
+    validate(analysis, "analysis.")
+    check_measures(analysis.measures)
+    return analysis
+
+
+def default_findings(overrides: Sequence[str] = ()) -> dict:
+    """``analysis.findings`` as conf/config.yaml sets it, with ``analysis.KEY=VALUE`` overrides."""
+    findings = OmegaConf.to_container(default_analysis(overrides).findings)
     findings_settings(findings)
     return findings
 
@@ -113,7 +128,7 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path | None, met
     out_dir = Path(out) if out else Path(os.path.commonpath([d.absolute() for d in dirs])) / "comparison"
     out_dir.mkdir(parents=True, exist_ok=True)
     collections = [collect(d) for d in dirs]
-    labels = sweep_labels([[r.get("config") or {} for r in c.results] for c in collections])
+    labels = sweep_labels([[r.config or {} for r in c.results] for c in collections])
     sweeps = [Sweep(d, label, c.results) for d, label, c in zip(dirs, labels, collections)]
     return compare(sweeps, out_dir, metric, settings)
 
@@ -126,6 +141,6 @@ def _check_usable(sweep: Path, collection: Collection, metric: str) -> None:
         first = collection.problems[0]
         raise AnalysisError(f"none of the {len(collection.problems)} result.json files under {sweep} "
                             f"is readable (e.g. {first['path']}: {first['error']}); re-run those runs")
-    available = {m for r in collection.results if r.get("status") == "ok" for m in (r.get("metrics") or {})}
+    available = {m for r in collection.results if r.ok for m in (r.metrics or {})}
     if available and metric not in available:
         raise AnalysisError(f"metric {metric!r} is in no result; choose one of: {', '.join(sorted(available))}")

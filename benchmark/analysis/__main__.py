@@ -1,5 +1,5 @@
 """``python -m benchmark.analysis SWEEP_DIR [SWEEP_DIR ...] [--reference yosinski2014] [--metric top1]
-[--set analysis.findings.KEY=VALUE ...] [--out DIR]``.
+[--set analysis.KEY=VALUE ...] [--out DIR]``.
 
 One directory: its reports and findings. Several: each one's reports, then their curves on
 one figure and finding 5 across them (comparison.png / .pdf / .md in ``--out``)."""
@@ -8,18 +8,21 @@ from __future__ import annotations
 import argparse
 import sys
 
-from benchmark.analysis import (Report, aggregate, compare_sweeps, default_findings, findings_text,
+from omegaconf import OmegaConf
+
+from benchmark.analysis import (Report, aggregate, compare_sweeps, default_analysis, findings_text,
                                 pooled_settings)
-from benchmark.reference import available
 from benchmark.errors import UserError, exit_with
+from benchmark.reference import available
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        findings = default_findings(args.set)
-        reports = [aggregate(d, reference=args.reference, metric=args.metric, findings=findings)
-                   for d in args.sweep_dirs]
+        analysis = default_analysis(args.set)
+        findings = OmegaConf.to_container(analysis.findings)
+        reports = [aggregate(d, reference=args.reference, metric=args.metric, findings=findings,
+                             analysis=analysis) for d in args.sweep_dirs]
         for report in reports:
             _print_report(report)
         if len(reports) > 1:
@@ -38,8 +41,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="directory searched recursively for result.json; several: compare them")
     parser.add_argument("--reference", help=f"overlay published numbers: {', '.join(available())}")
     parser.add_argument("--metric", default="top1", help="final metric to aggregate (default: top1)")
-    parser.add_argument("--set", action="append", default=[], metavar="analysis.findings.KEY=VALUE",
-                        help="override a setting of the findings (conf/config.yaml), repeatable")
+    parser.add_argument("--set", action="append", default=[], metavar="analysis.KEY=VALUE",
+                        help="override a setting of the analysis (conf/config.yaml), repeatable: the "
+                             "findings' thresholds (analysis.findings.alpha=0.01), the measures to "
+                             "take where runs lack them (analysis.measures=[cka])")
     parser.add_argument("--out", help="where a comparison of several sweeps goes "
                                       "(default: DIR/comparison, DIR their common parent)")
     return parser

@@ -22,6 +22,7 @@ from benchmark.analysis.stats import ci_half_width
 from benchmark.protocol import SELFFER, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED
 from benchmark.store.atomic import atomic_write
 from benchmark.store.fingerprint import not_determining
+from benchmark.store.record import RunRecord
 from benchmark.tracking import flatten
 
 COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
@@ -35,7 +36,7 @@ class Sweep:
 
     path: Path
     label: str
-    results: list[dict]
+    results: list[RunRecord]
 
 
 def sweep_labels(configs: Sequence[list[dict]]) -> list[str]:

@@ -13,15 +13,17 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from benchmark.store.record import RunRecord
 
-def sweep_cost(results: Iterable[dict]) -> dict:
-    runs = [r for r in results if isinstance(r.get("cost"), dict)]
-    total = sum(float(r.get("wall_s") or 0) for r in runs)
-    bases = [b for r in runs for b in r["cost"]["bases"]]
+
+def sweep_cost(results: Iterable[RunRecord]) -> dict:
+    runs = [r for r in results if isinstance(r.cost, dict)]
+    total = sum(float(r.wall_s or 0) for r in runs)
+    bases = [b for r in runs for b in r.cost["bases"]]
     reused = sum(b["train_s"] for b in bases if not b["trained_now"])
     base_s = float(np.mean([b["train_s"] for b in bases])) if bases else None
-    cached = [r for r in runs if r["cost"].get("feature_cache")]
-    extra = sum(base_s * r["cost"]["frozen_step_fraction"] - r["cost"].get("train_s", 0)
+    cached = [r for r in runs if r.cost.get("feature_cache")]
+    extra = sum(base_s * r.cost["frozen_step_fraction"] - r.cost.get("train_s", 0)
                 for r in cached) if base_s is not None else 0.0
     return {
         "total_s": round(total, 1),

@@ -10,11 +10,10 @@ import math
 import operator
 from collections.abc import Callable, Iterable
 
-from benchmark.analysis.collect import EXPERIMENT_FIELDS, experiment_identity
 from benchmark.analysis.stats import describe, holm, paired, welch_test
 from benchmark.protocol import (BASE, BASES, SELFFER, SERIES, SOURCE_BASE, TRANSFER, TRANSFER_TUNED,
                                 series_of)
-from benchmark.store.results import SOURCE_FOR
+from benchmark.store.record import EXPERIMENT_FIELDS, RunRecord
 
 
 def _ratio(a: float, b: float) -> float:
@@ -33,27 +32,27 @@ DERIVED: dict[str, tuple[str, str, Callable[[float, float], float], float]] = {
 Table = dict[str, dict[int, list[tuple[tuple, float]]]]
 
 
-def role(result: dict) -> str:
+def role(record: RunRecord) -> str:
     """The series a run belongs to (protocol.SERIES), written with target-B names."""
-    return series_of(result["treatment"], bool(result.get("finetune")), bool(result.get(SOURCE_FOR))).key
+    return series_of(record.treatment, bool(record.finetune), bool(record.source_for)).key
 
 
-def unit(result: dict) -> tuple:
+def unit(record: RunRecord) -> tuple:
     """Runs are matched within a unit: same experiment, seed and target half."""
-    return (*experiment_identity(result), result["seed"], result["target"])
+    return (*record.experiment(), record.seed, record.target)
 
 
-def metric_value(result: dict, metric: str) -> float | None:
+def metric_value(record: RunRecord, metric: str) -> float | None:
     """The run's final ``metrics[metric]`` as a float, None when absent or not finite."""
-    value = (result.get("metrics") or {}).get(metric)
+    value = record.metric(metric)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
 
 
-def is_usable(result: dict, metric: str) -> bool:
+def is_usable(record: RunRecord, metric: str) -> bool:
     """A run counts when its status is "ok" and it has a finite ``metrics[metric]``."""
-    return result.get("status") == "ok" and metric_value(result, metric) is not None
+    return record.ok and metric_value(record, metric) is not None
 
 
 def metric_label(metric: str) -> str:
@@ -62,14 +61,14 @@ def metric_label(metric: str) -> str:
     return names.get(metric, metric)
 
 
-def build_summary(results: Iterable[dict], metric: str = "top1") -> dict:
+def build_summary(results: Iterable[RunRecord], metric: str = "top1") -> dict:
     """The generality-curve summary (JSON-ready; n keys are strings) of a list of results.
 
     A run counts when its status is "ok" and it has a finite ``metrics[metric]``;
     every other run is listed under "failed" with its reason.
     """
-    usable: list[dict] = []
-    failed: list[dict] = []
+    usable: list[RunRecord] = []
+    failed: list[RunRecord] = []
     for result in results:
         (usable if is_usable(result, metric) else failed).append(result)
     results = usable + failed
@@ -89,18 +88,18 @@ def build_summary(results: Iterable[dict], metric: str = "top1") -> dict:
         },
         "runs": {"total": len(results), "ok": len(usable), "failed": len(failed)},
         "failed": [_failure(r, metric) for r in failed],
-        "wall_s_total": sum(r.get("wall_s") or 0.0 for r in results),
-        "meta": {key: sorted({str(r[key]) for r in results if r.get(key) is not None})
+        "wall_s_total": sum(r.wall_s or 0.0 for r in results),
+        "meta": {key: sorted({str(getattr(r, key)) for r in results if getattr(r, key) is not None})
                  for key in EXPERIMENT_FIELDS},
     }
 
 
-def layer_names(results: Iterable[dict]) -> dict[str, str]:
+def layer_names(results: Iterable[RunRecord]) -> dict[str, str]:
     """The block name of each layer n of the runs (``"3": "conv3"``); models pooled in one
     curve that name a layer differently give ``"conv3 / layer3"``."""
     names: dict[int, list[str]] = {}
     for result in results:
-        for n, name in enumerate(result.get("blocks") or [], start=1):
+        for n, name in enumerate(result.blocks or [], start=1):
             if name not in names.setdefault(n, []):
                 names[n].append(name)
     return {str(n): " / ".join(names[n]) for n in sorted(names)}
@@ -125,12 +124,12 @@ def curve_rows(summary: dict) -> list[dict]:
     ]
 
 
-def role_table(usable: Iterable[dict], metric: str) -> Table:
+def role_table(usable: Iterable[RunRecord], metric: str) -> Table:
     """{role: {n: [(unit, value), ...]}} of usable runs (base roles at n = 0)."""
     table: Table = {}
     for result in usable:
         name = role(result)
-        n = 0 if name in BASES else result["n"]
+        n = 0 if name in BASES else result.n
         table.setdefault(name, {}).setdefault(n, []).append((unit(result), metric_value(result, metric)))
     return table
 
@@ -182,10 +181,8 @@ def _derived_point(table: Table, left: str, right: str,
     return {**paired([v for v in values if math.isfinite(v)], null), "unmatched": unmatched}
 
 
-def _failure(result: dict, metric: str) -> dict:
-    status = result.get("status")
-    reason = result.get("reason") or (
-        f"status ok but metrics.{metric} is missing or not a finite number"
-        if status == "ok" else f"status {status!r}")
-    return {key: result.get(key) for key in ("label", "seed", "target")} | {
-        "reason": reason, "path": result.get("path")}
+def _failure(record: RunRecord, metric: str) -> dict:
+    reason = record.reason or (f"status ok but metrics.{metric} is missing or not a finite number"
+                               if record.ok else f"status {record.status!r}")
+    return {"label": record.label, "seed": record.seed, "target": record.target, "reason": reason,
+            "path": record.path}

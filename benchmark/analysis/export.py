@@ -9,11 +9,11 @@ from pathlib import Path
 
 from benchmark.protocol import TREATMENTS
 from benchmark.protocol import METRICS
-from benchmark.store.results import SOURCE_FOR
+from benchmark.store.record import RunRecord
 from benchmark.store.atomic import atomic_write_bytes
 
 RUN_FIELDS = ("label", "treatment", "n", "block", "finetune", "source", "target", "seed", "status")
-TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", SOURCE_FOR, "path")
+TAIL_FIELDS = ("wall_s", "dataset", "model", "split", "reason", "source_for", "path")
 
 
 def write_text(path: Path, text: str) -> Path:
@@ -25,21 +25,21 @@ def write_json(data: dict, path: Path) -> Path:
     return write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
-def write_results_csv(results: Iterable[dict], path: Path) -> Path:
+def write_results_csv(results: Iterable[RunRecord], path: Path) -> Path:
     """One row per run; metrics beyond the standard four get their own columns at the end."""
     results = sorted(results, key=_row_order)
-    extra = sorted({m for r in results for m in (r.get("metrics") or {})} - set(METRICS))
+    extra = sorted({m for r in results for m in (r.metrics or {})} - set(METRICS))
     columns = [*RUN_FIELDS, *METRICS, *TAIL_FIELDS, *extra]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for result in results:
-        metrics = result.get("metrics") or {}
-        writer.writerow({c: metrics.get(c) if c in METRICS or c in extra else result.get(c)
+        metrics = result.metrics or {}
+        writer.writerow({c: metrics.get(c) if c in METRICS or c in extra else getattr(result, c)
                          for c in columns})
     return write_text(path, buffer.getvalue())
 
 
-def _row_order(result: dict) -> tuple:
-    return (list(TREATMENTS).index(result["treatment"]), result["n"], bool(result.get("finetune")),
-            str(result["target"]), str(result["label"]), result["seed"])
+def _row_order(record: RunRecord) -> tuple:
+    return (list(TREATMENTS).index(record.treatment), record.n, bool(record.finetune),
+            str(record.target), str(record.label), record.seed)

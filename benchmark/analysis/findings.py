@@ -42,6 +42,7 @@ from benchmark.protocol import (BASE, BASES, RANDOM_CONTROL, SELFFER, SELFFER_TU
 from benchmark.schema import type_error, validate
 from benchmark.schema.analysis import FindingsSettings
 from benchmark.schema.split import RANDOM_SPLIT
+from benchmark.store.record import RunRecord
 
 HOLDS, FAILS, MISSING = "holds", "does not hold", "not enough runs"
 MIN_PAIRS = 2  # the fewest paired units a t-test (and its interval) is defined for
@@ -83,12 +84,12 @@ def points_scale(metric: str) -> float | None:
     return 100.0 if metric.startswith("top") else None
 
 
-def test_findings(results: Iterable[dict], metric: str, settings: FindingsSettings) -> dict:
+def test_findings(results: Iterable[RunRecord], metric: str, settings: FindingsSettings) -> dict:
     """Every finding's test on the usable runs: ``{"layers": ..., "findings": [...]}``."""
     results = [r for r in results if is_usable(r, metric)]
     scale = points_scale(metric)
-    depth = max((len(r.get("blocks") or []) for r in results), default=0) or max(
-        (r["n"] for r in results), default=0)
+    depth = max((len(r.blocks or []) for r in results), default=0) or max(
+        (r.n for r in results), default=0)
     if scale is None or not depth:
         reason = (f"the findings compare accuracies; metric {metric} is not one" if scale is None
                   else "no usable runs")
@@ -249,11 +250,11 @@ def _diffs(c: _Context, role: str, n: int) -> list[float]:
     return list(c.differences(role, BASE, n).values())
 
 
-def _finding5(results: list[dict], metric: str, c: _Context, ranges: dict[str, list[int]]) -> dict:
+def _finding5(results: list[RunRecord], metric: str, c: _Context, ranges: dict[str, list[int]]) -> dict:
     top = ranges["top"]
     drops = {RANDOM_SPLIT: [], "dissimilar": []}
-    for split in sorted({r.get("split") for r in results}, key=str):
-        sub = _Context(role_table([r for r in results if r.get("split") == split], metric), c.scale, c.s, c.ran)
+    for split in sorted({r.split for r in results}, key=str):
+        sub = _Context(role_table([r for r in results if r.split == split], metric), c.scale, c.s, c.ran)
         group = RANDOM_SPLIT if split == RANDOM_SPLIT else "dissimilar"
         drops[group] += _top_drops(sub, top)
     missing = [f"{group} split: AnB at n={', '.join(map(str, top))} with baseB for {MIN_PAIRS} or more "

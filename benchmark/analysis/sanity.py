@@ -13,24 +13,25 @@ from collections.abc import Iterable
 from benchmark.analysis.curve import is_usable, lookup, role_table
 from benchmark.analysis.findings import FindingsSettings, points_scale
 from benchmark.analysis.stats import paired
-from benchmark.protocol import BASE, SELFFER, is_base_run
+from benchmark.protocol import BASE, SELFFER, TREATMENTS
+from benchmark.store.record import RunRecord
 
 HISTORY_METRIC = "val_top1"
 
 
-def sanity_checks(results: Iterable[dict], metric: str, settings: FindingsSettings) -> dict:
+def sanity_checks(results: Iterable[RunRecord], metric: str, settings: FindingsSettings) -> dict:
     """``{"regime": str, "warnings": [str, ...]}`` for the usable runs of a sweep."""
     results = [r for r in results if is_usable(r, metric)]
     warnings = [*_still_improving(results, settings), *_selffer_beats_base(results, metric, settings)]
     return {"regime": regime(results), "warnings": warnings}
 
 
-def regime(results: list[dict]) -> str:
+def regime(results: list[RunRecord]) -> str:
     """The data regime of the sweep: equal halves, or which setting makes them differ."""
     limits = [f"data.{key}={value}" for key in ("train_per_class", "target_fraction")
-              for value in sorted({r.get(key) for r in results if r.get(key) is not None})]
-    sizes = sorted({(len(r.get("classes_A") or []), len(r.get("classes_B") or [])) for r in results
-                    if r.get("classes_A") is not None})
+              for value in sorted({getattr(r, key) for r in results if getattr(r, key) is not None})]
+    sizes = sorted({(len(r.classes_A or []), len(r.classes_B or [])) for r in results
+                    if r.classes_A is not None})
     unequal = [f"{a} vs {b} classes in A and B" for a, b in sizes if a != b and a and b]
     if limits or unequal:
         return ("halves with different amounts of training data (" + "; ".join(limits + unequal)
@@ -38,13 +39,13 @@ def regime(results: list[dict]) -> str:
     return "halves of equal size and training data (the paper's regime)"
 
 
-def _still_improving(results: list[dict], s: FindingsSettings) -> list[str]:
+def _still_improving(results: list[RunRecord], s: FindingsSettings) -> list[str]:
     """Base networks whose best accuracy of their last ``tail_epochs`` epochs beats their best
     before by ``improving_points`` or more (read at the epochs evaluated: ``train.eval_every``)."""
     flagged = []
     for result in results:
-        history = result.get("history") or []
-        if not is_base_run(result) or not history:
+        history = result.history or []
+        if not TREATMENTS[result.treatment].is_base or not history:
             continue
         start = history[-1]["epoch"] - s.tail_epochs  # the tail is the epochs after this one
         curve = [(h["epoch"], h[HISTORY_METRIC]) for h in history if HISTORY_METRIC in h]
@@ -54,7 +55,7 @@ def _still_improving(results: list[dict], s: FindingsSettings) -> list[str]:
             continue
         gain = 100.0 * (max(tail) - max(before))
         if gain >= s.improving_points:
-            flagged.append(f"{result['label']} seed {result['seed']}: +{gain:.1f} points")
+            flagged.append(f"{result.label} seed {result.seed}: +{gain:.1f} points")
     if not flagged:
         return []
     return [f"base networks still improving in their last {s.tail_epochs} epochs ({', '.join(flagged)}): "
@@ -62,7 +63,7 @@ def _still_improving(results: list[dict], s: FindingsSettings) -> list[str]:
             "(train.epochs=...) in a new sweep directory"]
 
 
-def _selffer_beats_base(results: list[dict], metric: str, s: FindingsSettings) -> list[str]:
+def _selffer_beats_base(results: list[RunRecord], metric: str, s: FindingsSettings) -> list[str]:
     """BnB at the lowest n clearly above baseB: re-training the upper layers beat the base."""
     scale = points_scale(metric)
     table = role_table(results, metric)

@@ -56,5 +56,6 @@ class FindingsSettings:
 class Analysis:
     reference: Optional[str] = key(_reference())
     metric: str = key(one_of(METRICS))
+    measures: list[str] = key()  # per-block measures (benchmark/measures/), checked by the preflight
     similarity: Similarity = key()
     findings: FindingsSettings = key()

@@ -10,7 +10,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.analysis import (AnalysisError, Report, aggregate, curve_rows, findings_text,
                                 pooled_settings)
-from benchmark.analysis.similarity import similarity_objects
+from benchmark.measures import MEASURES
 from benchmark.protocol import BASE
 from benchmark.tracking import Tracker, run_id
 
@@ -19,10 +19,11 @@ log = logging.getLogger("benchmark.sweep")
 
 def report_sweep(config: DictConfig, sweep_dir: Path, reference: str | None, metric: str,
                  findings: Mapping | None) -> None:
-    """Aggregate ``sweep_dir`` and log what it shows; a sweep with nothing to aggregate is
-    reported in one line."""
+    """Aggregate ``sweep_dir`` (taking the sweep's measures where runs lack them) and log what it
+    shows; a sweep with nothing to aggregate is reported in one line."""
     try:
-        report = aggregate(sweep_dir, reference=reference, metric=metric, findings=findings)
+        report = aggregate(sweep_dir, reference=reference, metric=metric, findings=findings,
+                           analysis=config.analysis)
     except AnalysisError as error:
         log.error("aggregation of %s skipped: %s", sweep_dir, error)
         return
@@ -80,6 +81,7 @@ def _wandb_objects(rows: list[dict], report: Report) -> dict[str, Any]:
                                                          for c in columns] for f in findings])
     objects = {"generality_table": table, "generality_curve": chart, "findings_table": findings_table,
                "generality_figure": wandb.Image(str(report.paths["png"]))}
-    if "similarity_png" in report.paths:
-        objects.update(similarity_objects(report.summary["similarity"], report.paths["similarity_png"]))
+    for measure in MEASURES.values():
+        if report.summary[measure.record_key]:
+            objects.update(measure.wandb_objects(report.summary, report.paths))
     return objects

@@ -1,5 +1,6 @@
-"""Layer similarity (linear CKA, measured by the runs: benchmark/similarity.py) beside the
-generality curve: aggregated into summary.json's ``similarity`` and drawn as similarity.png/.pdf.
+"""The report of the CKA measure (benchmark/measures/cka.py) beside the generality curve:
+its run entries aggregated into summary.json's ``similarity``, drawn as similarity.png/.pdf,
+logged to W&B.
 
 - ``base_vs_base``: the L x L matrix CKA(block i of baseB, block j of baseA) averaged over
   seeds and targets (rows: the target half's base, in target-B names), with its diagonal per
@@ -25,27 +26,27 @@ from benchmark.analysis.figure import RC
 from benchmark.analysis.stats import ci_half_width, describe
 from benchmark.protocol import BASE, SERIES, SERIES_BY_KEY, SOURCE_BASE, TRANSFER
 from benchmark.store.atomic import atomic_write
+from benchmark.store.record import RunRecord
 
 
-def similarity_summary(results: Iterable[dict]) -> dict | None:
-    """summary.json's ``similarity`` from the ok runs that measured it; None when none did.
-    Runs whose measurement failed (a constant block) are listed under ``errors``."""
-    measured = [r for r in results if r.get("status") == "ok" and r.get("similarity")]
+def similarity_summary(records: Iterable[RunRecord], key: str) -> dict | None:
+    """summary.json's entry of the CKA measure (``key``: its record key) from the ok runs that
+    measured it; None when none did. Runs whose measurement failed (a constant block) are
+    listed under ``errors``."""
+    measured = [(r, r.measures[key]) for r in records if r.ok and r.measures.get(key)]
     if not measured:
         return None
-    ok = [r for r in measured if "error" not in r["similarity"]]
-    depth = Counter(len(r.get("blocks") or []) for r in ok).most_common(1)[0][0] if ok else 0
-    ok = [r for r in ok if len(r.get("blocks") or []) == depth]  # one model's depth per figure
-    settings = {key: sorted({r["similarity"][key] for r in measured}) for key in ("images", "pool")}
+    ok = [(r, e) for r, e in measured if "error" not in e]
+    depth = Counter(len(r.blocks or []) for r, _ in ok).most_common(1)[0][0] if ok else 0
+    ok = [(r, e) for r, e in ok if len(r.blocks or []) == depth]  # one model's depth per figure
+    settings = {name: sorted({e[name] for _, e in measured}) for name in ("images", "pool")}
     return {
-        "blocks": layer_names(ok),
+        "blocks": layer_names(r for r, _ in ok),
         "settings": settings,
-        "base_vs_base": _base_vs_base(r["similarity"]["base_vs_base"] for r in ok
-                                      if "base_vs_base" in r["similarity"]),
-        "vs_source": _vs_source([r for r in ok if "vs_source" in r["similarity"]]),
-        "errors": [{"label": r["label"], "seed": r["seed"], "error": r["similarity"]["error"]}
-                   for r in measured if "error" in r["similarity"]],
-        "seconds_total": round(sum(r["similarity"].get("seconds", 0.0) for r in measured), 3),
+        "base_vs_base": _base_vs_base(e["base_vs_base"] for _, e in ok if "base_vs_base" in e),
+        "vs_source": _vs_source([(r, e["vs_source"]) for r, e in ok if "vs_source" in e]),
+        "errors": [{"label": r.label, "seed": r.seed, "error": e["error"]} for r, e in measured if "error" in e],
+        "seconds_total": round(sum(e.get("seconds", 0.0) for _, e in measured), 3),
     }
 
 
@@ -60,10 +61,10 @@ def _base_vs_base(matrices: Iterable[list[list[float]]]) -> dict | None:
                          for n in range(1, diagonal.shape[1] + 1)}}
 
 
-def _vs_source(results: list[dict]) -> dict:
+def _vs_source(measured: list[tuple[RunRecord, list[float]]]) -> dict:
     table: dict[str, dict[int, list[list[float]]]] = {}
-    for result in results:
-        table.setdefault(role(result), {}).setdefault(result["n"], []).append(result["similarity"]["vs_source"])
+    for record, per_block in measured:
+        table.setdefault(role(record), {}).setdefault(record.n, []).append(per_block)
     return {s.key: {str(n): _layer_point(np.array(rows), n) for n, rows in sorted(table[s.key].items())}
             for s in SERIES if s.key in table}
 
@@ -77,18 +78,21 @@ def _layer_point(rows: np.ndarray, n: int) -> dict:
 
 
 def plot_similarity(similarity: dict, generality: dict, stem: Path) -> tuple[Path, Path]:
-    """Write ``stem``.png (200 dpi) and ``stem``.pdf: the base-vs-base heatmap (when measured),
-    its diagonal beside the generality curve AnB/baseB, and each series against its source."""
+    """Write ``stem``.png (200 dpi) and ``stem``.pdf: the base-vs-base heatmap and its diagonal
+    beside the generality curve AnB/baseB (when measured), and each series against its source
+    (when measured)."""
     blocks = similarity["blocks"]
-    base = similarity["base_vs_base"]
+    base, vs_source = similarity["base_vs_base"], similarity["vs_source"]
+    panels = 2 * bool(base) + bool(vs_source)
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(15.0 if base else 6.0, 4.6), layout="constrained")
+        fig = Figure(figsize=(4.5 * panels + 1.5, 4.6), layout="constrained")
         FigureCanvasAgg(fig)
-        axes = fig.subplots(1, 3 if base else 1, squeeze=False)[0]
+        axes = fig.subplots(1, panels, squeeze=False)[0]
         if base:
             _heatmap(axes[0], base, blocks)
             _beside_generality(axes[1], base, generality, blocks)
-        _against_source(axes[-1], similarity["vs_source"], blocks)
+        if vs_source:
+            _against_source(axes[-1], vs_source, blocks)
         paths = tuple(atomic_write(stem.with_suffix(suffix), lambda tmp, s=suffix: fig.savefig(
             tmp, format=s[1:], dpi=200)) for suffix in (".png", ".pdf"))
     return paths

@@ -1,0 +1,162 @@
+"""What a per-block measure is, the registry of them, and the one pass that feeds them all.
+
+A run compares two networks block by block on a :class:`HeldOutSample`: a base run its base
+network with the other half's (``BASE_VS_BASE``), a copying run its trained network with its
+source (``VS_SOURCE``). Each enabled measure keeps what it needs of every block output as the
+forward pass makes it (its reducer) and accumulates it over the minibatches; its entry goes
+into the run's record under the measure's ``record_key``.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from omegaconf import DictConfig
+
+from benchmark.data.batches import Normalizer
+from benchmark.data.images import ImageSet
+from benchmark.errors import UserError
+from benchmark.measures.sample import HeldOutSample, Reducer
+from benchmark.models import TransferNet
+from benchmark.networks import derive_seed
+
+log = logging.getLogger(__name__)
+
+BASE_VS_BASE = "base_vs_base"  # a base run: its base network (rows) vs the other half's (columns)
+VS_SOURCE = "vs_source"        # a copying run: each block of the trained network vs its source's
+# how errors name the two networks of each comparison
+NETWORK_NAMES = {BASE_VS_BASE: ("the target half's base", "the other half's base"),
+                 VS_SOURCE: ("the trained network", "its source")}
+
+
+class Accumulator(Protocol):
+    def update(self, x: list[torch.Tensor], y: list[torch.Tensor]) -> None:
+        """One minibatch: per block, what the reducer kept of each network's output."""
+
+    def result(self) -> Any:
+        """The comparison's value (JSON-ready); ValueError saying why it is undefined."""
+
+
+class Measure:
+    """A per-block measure. ``name``: its entry in ``analysis.measures``; ``record_key``: where
+    its entries go in result.json and summary.json; ``settings_key``: its settings,
+    ``analysis.<settings_key>``. A subclass computes (:meth:`reducer`, :meth:`accumulator`) and
+    reports (:meth:`summarise`, :meth:`draw`, :meth:`wandb_objects`); the reporting side runs in
+    the aggregation only, so it may import matplotlib and scipy where a training job must not."""
+
+    name: str
+    record_key: str
+    settings_key: str
+
+    def settings(self, analysis: DictConfig) -> DictConfig | None:
+        """This measure's settings, None when they switch it off."""
+        settings = analysis[self.settings_key]
+        return settings if settings.get("enabled", True) else None
+
+    def sample_size(self, settings: DictConfig) -> tuple[int, int]:
+        """(images, minibatch size) of the held-out sample it is measured on."""
+        return settings.images, settings.batch_size
+
+    def describe(self, settings: DictConfig, sample: HeldOutSample) -> dict:
+        """How an entry was measured (written beside its value)."""
+        return {"images": len(sample), "batch_size": sample.batch_size}
+
+    def reducer(self, settings: DictConfig) -> Reducer:
+        raise NotImplementedError
+
+    def accumulator(self, comparison: str, settings: DictConfig, x_names: list[str],
+                    y_names: list[str], device: torch.device) -> Accumulator:
+        raise NotImplementedError
+
+    def summarise(self, records: Sequence) -> dict | None:
+        """summary.json's entry from the runs' records; None when no run measured it."""
+        raise NotImplementedError
+
+    def draw(self, summary: dict, stem: Path) -> dict[str, Path]:
+        """Its figures (by kind, e.g. ``similarity_png``) from the whole summary, written at
+        ``stem`` (the sweep directory / its record key) with their suffixes."""
+        return {}
+
+    def wandb_objects(self, summary: dict, paths: Mapping[str, Path]) -> dict[str, Any]:
+        """What the W&B summary run logs for it."""
+        return {}
+
+
+MEASURES: dict[str, Measure] = {}
+
+
+def register(measure: Measure) -> Measure:
+    if measure.name in MEASURES:
+        raise ValueError(f"measure {measure.name!r} is registered twice")
+    MEASURES[measure.name] = measure
+    return measure
+
+
+def check_measures(names: Sequence[str]) -> None:
+    """Every name of ``analysis.measures`` is a registered measure; :class:`UserError` otherwise."""
+    unknown = [name for name in names if name not in MEASURES]
+    if unknown:
+        raise UserError(f"analysis.measures names {', '.join(unknown)}, which is no measure; use some "
+                        f"of {', '.join(MEASURES)}, e.g. analysis.measures=[{next(iter(MEASURES))}]")
+
+
+def enabled_measures(analysis: DictConfig) -> list[tuple[Measure, DictConfig]]:
+    """The measures ``analysis.measures`` names and their settings do not switch off."""
+    chosen = [MEASURES[name] for name in analysis.measures]
+    return [(m, s) for m in chosen if (s := m.settings(analysis)) is not None]
+
+
+def unmeasured() -> dict[str, None]:
+    """Every measure's entry of a run that takes none (switched off, or nothing to compare)."""
+    return {measure.record_key: None for measure in MEASURES.values()}
+
+
+def take_measures(measures: Sequence[tuple[Measure, DictConfig]], held_out: ImageSet, seed: int,
+                  normalize: Normalizer, x: TransferNet, y: TransferNet, comparison: str,
+                  device: torch.device) -> dict[str, dict | None]:
+    """Every measure's entry (None where it is not taken) for ``comparison`` of ``x`` and ``y``
+    on the target half's held-out images: one sample per sample size, drawn from the run's
+    ``seed`` (the same for every network of a seed), one forward pass of each network per sample."""
+    groups: dict[tuple[int, int], list[tuple[Measure, DictConfig]]] = {}
+    for measure, settings in measures:
+        groups.setdefault(measure.sample_size(settings), []).append((measure, settings))
+    entries: dict[str, dict | None] = unmeasured()
+    for (images, batch_size), group in groups.items():
+        sample = HeldOutSample.draw(held_out, images, batch_size, derive_seed(seed, "similarity"),
+                                    normalize, device)
+        entries.update(compare_networks(group, sample, x, y, comparison))
+    return entries
+
+
+def compare_networks(measures: Sequence[tuple[Measure, DictConfig]], sample: HeldOutSample,
+                     x: TransferNet, y: TransferNet, comparison: str) -> dict[str, dict]:
+    """Every measure's entry for ``comparison`` of ``x`` and ``y`` on ``sample``, by record key,
+    from one forward pass of each network. A measure that is undefined (a constant block)
+    gets an ``error`` entry and a warning, never NaN: the run stays ok."""
+    names = NETWORK_NAMES[comparison]
+    start = time.time()
+    accumulators = [m.accumulator(comparison, s, [f"block {b} of {names[0]}" for b in x.block_names],
+                                  [f"block {b} of {names[1]}" for b in y.block_names], sample.device)
+                    for m, s in measures]
+    reducers = [m.reducer(s) for m, s in measures]
+    with torch.no_grad():
+        for xs, ys in zip(sample.block_outputs(x, reducers), sample.block_outputs(y, reducers)):
+            for accumulator, x_values, y_values in zip(accumulators, xs, ys):
+                accumulator.update(x_values, y_values)
+    seconds = round(time.time() - start, 3)
+    entries = {}
+    for (measure, settings), accumulator in zip(measures, accumulators):
+        entry = measure.describe(settings, sample)
+        try:
+            entry[comparison] = accumulator.result()
+        except ValueError as error:
+            log.warning("%s %s not measured: %s", measure.name, comparison, error)
+            entry["error"] = str(error)
+        entry["seconds"] = seconds
+        log.info("%s %s: %d images in %.2f s", measure.name, comparison, len(sample), seconds)
+        entries[measure.record_key] = entry
+    return entries
