@@ -21,10 +21,11 @@ from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_bas
 from benchmark.preflight import check_config
 from benchmark.protocol import (BASE_TREATMENT, check_layer, layer_name, other_half, run_label, source_half,
                                 treatment_named)
+from benchmark.store.base_cache import CachedBase
+from benchmark.store.checkpoints import Checkpoint
 from benchmark.store.fingerprint import config_fingerprint
 from benchmark.store.provenance import provenance
-from benchmark.store.checkpoints import Checkpoint
-from benchmark.store.record import FAILED, OK, RunRecord
+from benchmark.store.record import FAILED, OK, BaseUse, Cost, RunRecord, SourceBase
 from benchmark.store.results import CHECKPOINT_FILE, RESULT_FILE, finished_result, write_result
 from benchmark.tracking import Tracker, run_id
 from benchmark.train import best_top1, evaluate
@@ -57,7 +58,7 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
         record = record.but(**_train(ws, label, tracker, checkpoint))
     except RunDiverged as error:
         log.error("%s failed: %s", label, error)
-        record = record.but(status=FAILED, reason=str(error), cost={"bases": [], "feature_cache": False})
+        record = record.but(status=FAILED, reason=str(error), cost=Cost())
     record = record.but(wall_s=round(time.time() - start, 3), device=str(ws.device),
                         config=OmegaConf.to_container(cfg, resolve=True), **provenance())
     tracker.summary({**(record.metrics or {}), "status": record.status})
@@ -90,10 +91,8 @@ def _train(ws: Workspace, label: str, tracker: Tracker, checkpoint: Checkpoint) 
     if treatment_named(cfg.treatment).is_base:
         return _base_run(ws, on_epoch)
     target = target_network(ws, label, on_epoch, checkpoint)
-    bases = [_base_cost(base) for base in target.source.bases]
-    cost = {"bases": bases, "feature_cache": target.fitted.feature_cache, "train_s": target.train_s}
-    if target.fitted.frozen_step_fraction is not None:
-        cost["frozen_step_fraction"] = target.fitted.frozen_step_fraction
+    cost = Cost([_base_use(base) for base in target.source.bases], target.fitted.feature_cache,
+                target.train_s, target.fitted.frozen_step_fraction)
     source = source_network(ws, target.source) if enabled_measures(cfg.analysis) else None
     measured = _measured(ws, VS_SOURCE, target.model, source) if source is not None else unmeasured()
     return {"metrics": target.fitted.result.metrics(), "history": target.fitted.result.history,
@@ -108,12 +107,11 @@ def _base_run(ws: Workspace, on_epoch) -> dict[str, Any]:
     base = base_network(ws, cfg.target)
     for record in base.cached.meta["history"]:
         on_epoch(record)
-    cost = {"bases": [_base_cost(b.cached) for b in (*warmed, base)], "feature_cache": False}
-    return {**_base_report(ws, base, cfg.target), "cost": cost,
+    own = _base_report(ws, base, cfg.target)
+    return {"metrics": own.metrics, "history": own.history, "network_file": own.network_file,
+            "cost": Cost([_base_use(b.cached) for b in (*warmed, base)]),
             "measures": _base_measures(ws, base, warmed),
-            "source_bases": [{"label": run_label(BASE_TREATMENT, 0, False, half), "target": half,
-                              **_base_report(ws, source, half)}
-                             for half, source in zip([other_half(cfg.target)], warmed)]}
+            "source_bases": [_base_report(ws, source, other_half(cfg.target)) for source in warmed]}
 
 
 def _measured(ws: Workspace, comparison: str, x: TransferNet, y: TransferNet) -> dict[str, dict | None]:
@@ -135,18 +133,17 @@ def _base_measures(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]) 
     return _measured(ws, BASE_VS_BASE, base.model, other.model)
 
 
-def _base_report(ws: Workspace, base: BaseNetwork, half: str) -> dict[str, Any]:
-    """Metrics (on ``half``'s held-out images), history and file of a trained base network."""
+def _base_report(ws: Workspace, base: BaseNetwork, half: str) -> SourceBase:
+    """Label, metrics (on ``half``'s held-out images), history and file of a trained base network."""
     history = base.cached.meta["history"]
     metrics = evaluate(base.model, ws.task(half).val, ws.normalize, ws.device,
                        ws.cfg.train.eval_batch_size)
-    return {"metrics": {**metrics, "top1_best": best_top1(history)}, "history": history,
-            "network_file": str(base.cached.path)}
+    return SourceBase(run_label(BASE_TREATMENT, 0, False, half), half,
+                      {**metrics, "top1_best": best_top1(history)}, history, str(base.cached.path))
 
 
-def _base_cost(cached) -> dict:
-    return {"half": cached.meta["fields"]["half"], "train_s": cached.meta["train_s"],
-            "trained_now": cached.trained_now}
+def _base_use(cached: CachedBase) -> BaseUse:
+    return BaseUse(cached.meta["fields"]["half"], cached.meta["train_s"], cached.trained_now)
 
 
 def _format_metrics(metrics: dict | None) -> str:

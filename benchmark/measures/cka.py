@@ -101,8 +101,6 @@ def cka(x: torch.Tensor, y: torch.Tensor, batch_size: int, pool: str = "flatten"
     return acc.result(["X"], ["Y"])[0][0]
 
 
-
-
 class _PairedCKA:
     """CKA of every block of x with every block of y (base vs base), or of block i with block i
     (a network vs its source), accumulated over the sample's minibatches."""
@@ -121,6 +119,8 @@ class _PairedCKA:
 
 
 class CKA(Measure):
+    """Linear CKA per block; its entries keep the names CKA's results have had since it was added."""
+
     name = "cka"
     record_key = "similarity"
     settings_key = "similarity"

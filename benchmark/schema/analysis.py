@@ -19,6 +19,11 @@ def _reference() -> Check:
                  "is not a published reference; use yosinski2014 or null", "yosinski2014", "nonsense")
 
 
+def _once_each() -> Check:
+    return Check(lambda v, _: len(set(v)) == len(v), "names a measure twice; name each once", ["cka"],
+                 ["cka", "cka"])
+
+
 def _low_high() -> Check:
     ok = lambda v, _: len(v) == 2 and 0 <= v[0] < v[1] <= 1  # noqa: E731
     return Check(ok, "must be [low, high]: fractions of L with low < high", [0.3, 0.75], [0.8, 0.2])
@@ -56,6 +61,7 @@ class FindingsSettings:
 class Analysis:
     reference: Optional[str] = key(_reference())
     metric: str = key(one_of(METRICS))
-    measures: list[str] = key()  # per-block measures (benchmark/measures/), checked by the preflight
+    measures: list[str] = key(_once_each())  # per-block measures (benchmark/measures/); the preflight
+                                             # checks each name against the registry
     similarity: Similarity = key()
     findings: FindingsSettings = key()

@@ -27,6 +27,41 @@ EXPERIMENT_FIELDS = ("dataset", "split", "model", "train_per_class", "target_fra
 
 
 @dataclass
+class BaseUse:
+    """A base network a run used: its half, how long it trained, whether this run trained it."""
+
+    half: str
+    train_s: float
+    trained_now: bool
+
+
+@dataclass
+class Cost:
+    """What a run cost (benchmark/analysis/cost.py adds it up over a sweep)."""
+
+    bases: list[BaseUse] = field(default_factory=list)
+    feature_cache: bool = False                 # trained on the frozen prefix's cached outputs
+    train_s: float | None = None                # a copying run: its own training
+    frozen_step_fraction: float | None = None   # its FLOP share of a frozen end-to-end step
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "Cost":
+        return cls(**{**data, "bases": [BaseUse(**b) for b in data.get("bases", [])]})
+
+
+@dataclass
+class SourceBase:
+    """The other half's base network a first-wave base run trained, as that run reports it
+    (evaluated on its own half's held-out images)."""
+
+    label: str
+    target: str
+    metrics: dict[str, float]
+    history: list[dict]
+    network_file: str
+
+
+@dataclass
 class RunRecord:
     """One run: its point of the protocol, its experiment, its outcome and provenance."""
 
@@ -54,10 +89,10 @@ class RunRecord:
     reason: str | None = None           # why it failed
     metrics: dict[str, float] | None = None  # protocol.METRICS on the target half's held-out images
     history: list[dict] = field(default_factory=list)  # one record per epoch
-    cost: dict[str, Any] | None = None  # training time, base networks used, feature cache
+    cost: Cost | None = None
     source_network: str | None = None   # a copying run: its source's file or weights
     network_file: str | None = None     # a base run: its trained network (a verified file)
-    source_bases: list[dict] = field(default_factory=list)  # a first-wave base run: the other half's
+    source_bases: list[SourceBase] = field(default_factory=list)  # a first-wave base run: the other half's
     source_for: str | None = None       # a source base's own record: the target half it is the source for
     wall_s: float | None = None
     device: str | None = None
@@ -84,6 +119,8 @@ class RunRecord:
     def to_json(self) -> dict[str, Any]:
         """The record as result.json holds it."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name not in NOT_WRITTEN}
+        data["cost"] = None if self.cost is None else dataclasses.asdict(self.cost)
+        data["source_bases"] = [dataclasses.asdict(b) for b in self.source_bases]
         return {**data, **self.measures}
 
     @classmethod
@@ -109,7 +146,10 @@ class RunRecord:
         names = {f.name for f in dataclasses.fields(cls)} - set(NOT_WRITTEN)
         known = {key: value for key, value in data.items() if key in names}
         measures = {key: value for key, value in data.items() if key not in names}
-        return cls(**{**known, "version": RECORD_VERSION}, measures=measures)
+        cost = Cost.from_json(known["cost"]) if known.get("cost") else None
+        bases = [SourceBase(**b) for b in known.get("source_bases") or []]
+        return cls(**{**known, "version": RECORD_VERSION, "cost": cost, "source_bases": bases},
+                   measures=measures)
 
     def but(self, **changes: Any) -> "RunRecord":
         """A copy with ``changes``."""

@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmark.errors import UserError
 from benchmark.store.atomic import atomic_write_json
-from benchmark.store.record import RunRecord
+from benchmark.store.record import Cost, RunRecord
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +79,7 @@ def source_base_results(record: RunRecord) -> list[RunRecord]:
     training cost of their own (the base run paid it), ``source_for`` naming the target half,
     and no measures (those of the base run are its own: copied here, a base-vs-base matrix
     would count twice)."""
-    return [record.but(label=report["label"], target=report["target"], metrics=report["metrics"],
-                       history=report["history"], network_file=report["network_file"],
-                       source_for=record.target, source_bases=[], wall_s=0.0,
-                       cost={"bases": [], "feature_cache": False}, measures={})
-            for report in record.source_bases]
+    return [record.but(label=base.label, target=base.target, metrics=base.metrics, history=base.history,
+                       network_file=base.network_file, source_for=record.target, source_bases=[],
+                       wall_s=0.0, cost=Cost(), measures={})
+            for base in record.source_bases]
