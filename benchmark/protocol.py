@@ -141,6 +141,9 @@ SELFFER_TUNED = series_of("selffer", True).key      # BnB+
 TRANSFER = series_of("transfer", False).key         # AnB
 TRANSFER_TUNED = series_of("transfer", True).key    # AnB+
 RANDOM_CONTROL = series_of("random", False).key     # random frozen first n blocks
+# the networks a base run reads out on its target half (benchmark/measures/labelled.py): its own
+# base (the cheap BnB) and the other half's (the cheap AnB)
+OWN, OTHER = "own", "other"
 
 
 def other_half(half: str) -> str:

@@ -15,12 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.errors import RunDiverged
 from benchmark.measures import (BASE_VS_BASE, VS_SOURCE, enabled_measures, take_measures,
                                 unmeasured)
+from benchmark.measures.labelled import read_out
 from benchmark.models import TransferNet, model_blocks
 from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_base_network,
                                 source_network, target_network)
 from benchmark.preflight import check_config
-from benchmark.protocol import (BASE_TREATMENT, check_layer, layer_name, other_half, run_label, source_half,
-                                treatment_named)
+from benchmark.protocol import (BASE_TREATMENT, OTHER, OWN, check_layer, layer_name, other_half, run_label,
+                                source_half, treatment_named)
 from benchmark.store.base_cache import CachedBase
 from benchmark.store.checkpoints import Checkpoint
 from benchmark.store.fingerprint import config_fingerprint
@@ -121,16 +122,23 @@ def _measured(ws: Workspace, comparison: str, x: TransferNet, y: TransferNet) ->
 
 
 def _base_measures(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]) -> dict[str, dict | None]:
-    """baseB vs baseA when the other half's base is in memory or cached (never trained for it)."""
-    if not enabled_measures(ws.cfg.analysis) or not (ws.split.A and ws.split.B):
-        return unmeasured()
+    """baseB vs baseA, and each base's blocks read out on the target half, when the other half's
+    base is in memory or cached (never trained for it); without it, only the own base's readouts."""
+    measures = enabled_measures(ws.cfg.analysis)
+    other = _other_base(ws, warmed) if measures and ws.split.A and ws.split.B else None
+    entries = unmeasured() if other is None else _measured(ws, BASE_VS_BASE, base.model, other.model)
+    networks = {OWN: base.model} if other is None else {OWN: base.model, OTHER: other.model}
+    entries.update(read_out(measures, ws.task(ws.cfg.target), ws.cfg.seed, ws.normalize, ws.device, networks))
+    return entries
+
+
+def _other_base(ws: Workspace, warmed: list[BaseNetwork]) -> BaseNetwork | None:
     half = other_half(ws.cfg.target)
     other = warmed[0] if warmed else cached_base_network(ws, half)
     if other is None:
         log.info("base%s is not trained yet: the base-vs-base measures are taken by a base run "
                  "that finds it (e.g. a sweep's first wave)", half)
-        return unmeasured()
-    return _measured(ws, BASE_VS_BASE, base.model, other.model)
+    return other
 
 
 def _base_report(ws: Workspace, base: BaseNetwork, half: str) -> SourceBase:

@@ -38,10 +38,10 @@ def test_a_measure_the_runs_did_not_take_is_taken_later_from_their_saved_network
 
 
 def test_every_measure_is_one_registered_plug_in_with_its_own_keys():
-    assert "cka" in MEASURES
+    assert {"cka", "linear_probe", "knn", "logme"} <= set(MEASURES)
     analysis = default_analysis()
     for name, measure in MEASURES.items():
-        assert measure.name == name and measure.settings_key in analysis
+        assert measure.name == name and (measure.settings_key is None or measure.settings_key in analysis)
     assert list(analysis.measures) == ["cka"]
 
 
@@ -50,8 +50,8 @@ def test_an_unknown_measure_is_one_error_line(tmp_path):
                     cwd=tmp_path)
     assert proc.returncode == 2 and not (tmp_path / "run" / "result.json").exists()
     assert proc.stderr.strip().splitlines() == [
-        "error: analysis.measures names logmee, which is no measure; use some of cka, e.g. "
-        "analysis.measures=[cka]"]
+        "error: analysis.measures names logmee, which is no measure; use some of cka, knn, linear_probe, "
+        "logme, e.g. analysis.measures=[cka]"]
 
 
 def test_the_record_round_trips_and_reads_every_earlier_version(tmp_path):

@@ -20,7 +20,7 @@ from benchmark.analysis.collect import Collection, collect
 from benchmark.analysis.compare import Sweep, compare, sweep_labels
 from benchmark.analysis.cost import sweep_cost
 from benchmark.analysis.curve import build_summary, curve_rows, pooled_settings
-from benchmark.analysis.export import write_json, write_results_csv
+from benchmark.analysis.export import write_json, write_results_csv, write_text
 from benchmark.analysis.figure import plot_generality
 from benchmark.analysis.findings import findings_settings, test_findings
 from benchmark.analysis.findings_table import findings_rows, findings_text, render_findings, write_findings
@@ -55,9 +55,10 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     """Aggregate every result.json under ``sweep_dir`` and write the reports next to them.
 
     ``reference`` (e.g. "yosinski2014") adds the paper's curve as a second figure panel;
-    ``findings`` is ``analysis.findings`` (default: conf/config.yaml's); ``analysis``, when
-    given, names the per-block measures to take, from the networks the runs saved, for the
-    runs that lack them (benchmark/measures/later.py). Every measure the runs took is reported.
+    ``findings`` is ``analysis.findings`` (default: conf/config.yaml's); ``analysis`` (default:
+    conf/config.yaml's) names the per-block measures to take, from the networks the runs saved,
+    for the runs that lack them (benchmark/measures/later.py), and how they are reported. Every
+    measure the runs took is reported.
     Raises AnalysisError when there is nothing usable to aggregate.
     """
     settings = findings_settings(findings if findings is not None else default_findings())
@@ -71,13 +72,14 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         raise AnalysisError(f"{exc} (option --reference)") from exc
     collection = collect(sweep)
     _check_usable(sweep, collection, metric)
-    records = collection.results if analysis is None else complete(collection.results, analysis)
+    analysis = analysis if analysis is not None else default_analysis()
+    records = complete(collection.results, analysis)
     summary = build_summary(records, metric)
     summary["runs"]["duplicates"] = len(collection.duplicates)
     summary["problems"] = collection.problems
     summary["cost"] = sweep_cost(records)
     for measure in MEASURES.values():
-        summary[measure.record_key] = measure.summarise(records)
+        summary[measure.record_key] = measure.summarise(records, analysis)
     summary["findings"] = test_findings(records, metric, settings)
     summary["sanity"] = sanity_checks(records, metric, settings)
     png, pdf = plot_generality(summary, sweep / "generality", paper)
@@ -89,9 +91,13 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         "table": write_table(summary, sweep / "table.tex"),
         "findings": write_findings(summary, sweep / "findings.md"),
     }
-    for measure in MEASURES.values():
-        if summary[measure.record_key]:
-            paths.update(measure.draw(summary, sweep / measure.record_key))
+    reported = [m for m in MEASURES.values() if summary[m.record_key]]
+    for measure in reported:
+        paths.update(measure.draw(summary, sweep / measure.record_key))
+    sections = [text for m in reported if (text := m.markdown(summary))]
+    if sections:
+        paths["measures"] = write_text(sweep / "measures.md", "\n".join(
+            ["# The cheap per-block answer beside the protocol's", "", *sections]))
     return Report(summary, paths)
 
 

@@ -29,6 +29,9 @@ from benchmark.store.atomic import atomic_write
 from benchmark.store.record import RunRecord
 
 
+CHANCE_COLOR, CHANCE_LABEL = "0.55", "chance level (images paired at random)"
+
+
 def similarity_summary(records: Iterable[RunRecord], key: str) -> dict | None:
     """summary.json's entry of the CKA measure (``key``: its record key) from the ok runs that
     measured it; None when none did. Runs whose measurement failed (a constant block) are
@@ -45,6 +48,7 @@ def similarity_summary(records: Iterable[RunRecord], key: str) -> dict | None:
         "settings": settings,
         "base_vs_base": _base_vs_base(e["base_vs_base"] for _, e in ok if "base_vs_base" in e),
         "vs_source": _vs_source([(r, e["vs_source"]) for r, e in ok if "vs_source" in e]),
+        "chance": _chance([e for _, e in ok if "chance" in e]),
         "errors": [{"label": r.label, "seed": r.seed, "error": e["error"]} for r, e in measured if "error" in e],
         "seconds_total": round(sum(e.get("seconds", 0.0) for _, e in measured), 3),
     }
@@ -59,6 +63,16 @@ def _base_vs_base(matrices: Iterable[list[list[float]]]) -> dict | None:
             "matrix": stack.mean(axis=0).tolist(),
             "diagonal": {str(n): describe(diagonal[:, n - 1].tolist())
                          for n in range(1, diagonal.shape[1] + 1)}}
+
+
+def _chance(entries: list[dict]) -> dict:
+    """CKA's chance level per layer n (the statistic on images paired at random): for the
+    base-vs-base diagonal, and for each block against its source (pooled over copying runs).
+    Entries written before the chance level was measured have none."""
+    diagonals = [np.diagonal(np.array(e["chance"])) for e in entries if "base_vs_base" in e]
+    against = [e["chance"] for e in entries if "vs_source" in e]
+    return {kind: {str(n): describe(column.tolist()) for n, column in enumerate(np.array(rows).T, start=1)}
+            for kind, rows in (("base_vs_base", diagonals), ("vs_source", against)) if rows}
 
 
 def _vs_source(measured: list[tuple[RunRecord, list[float]]]) -> dict:
@@ -90,9 +104,9 @@ def plot_similarity(similarity: dict, generality: dict, stem: Path) -> tuple[Pat
         axes = fig.subplots(1, panels, squeeze=False)[0]
         if base:
             _heatmap(axes[0], base, blocks)
-            _beside_generality(axes[1], base, generality, blocks)
+            _beside_generality(axes[1], base, generality, blocks, similarity["chance"].get("base_vs_base", {}))
         if vs_source:
-            _against_source(axes[-1], vs_source, blocks)
+            _against_source(axes[-1], vs_source, blocks, similarity["chance"].get("vs_source", {}))
         paths = tuple(atomic_write(stem.with_suffix(suffix), lambda tmp, s=suffix: fig.savefig(
             tmp, format=s[1:], dpi=200)) for suffix in (".png", ".pdf"))
     return paths
@@ -113,14 +127,17 @@ def _heatmap(ax: Axes, base: dict, blocks: dict[str, str]) -> None:
     ax.figure.colorbar(image, ax=ax, shrink=0.8)
 
 
-def _beside_generality(ax: Axes, base: dict, generality: dict, blocks: dict[str, str]) -> None:
+def _beside_generality(ax: Axes, base: dict, generality: dict, blocks: dict[str, str], chance: dict
+                       ) -> None:
     _curve(ax, base["diagonal"], "black", "o", "CKA(base$A$, base$B$) at block $n$")
+    _curve(ax, chance, CHANCE_COLOR, ".", CHANCE_LABEL, ls=":")
     _curve(ax, {n: p for n, p in generality.items() if p["count"]}, SERIES_BY_KEY[TRANSFER].color, "s",
            "generality AnB / base$B$ (accuracy)", ls="--")
     _decorate(ax, blocks, "Same layer of the two bases, and how well it transfers")
 
 
-def _against_source(ax: Axes, vs_source: dict, blocks: dict[str, str]) -> None:
+def _against_source(ax: Axes, vs_source: dict, blocks: dict[str, str], chance: dict) -> None:
+    _curve(ax, chance, CHANCE_COLOR, ".", CHANCE_LABEL, ls=":")
     for key, by_n in vs_source.items():
         style = SERIES_BY_KEY[key]
         if style.finetune:  # frozen copied blocks are 1 by construction

@@ -24,9 +24,11 @@ from typing import Any
 import torch
 from omegaconf import DictConfig
 
-from benchmark.measures.measure import BASE_VS_BASE, Accumulator, Measure, register
+from benchmark.measures.measure import BASE_VS_BASE, Accumulator, PairedMeasure, register
 from benchmark.measures.sample import HeldOutSample, Reducer
 from benchmark.schema.analysis import MIN_BATCH
+
+CHANCE_SEED = 0  # the permutations of the chance level: the same for every run
 
 
 def features(x: torch.Tensor, pool: str) -> torch.Tensor:
@@ -103,22 +105,32 @@ def cka(x: torch.Tensor, y: torch.Tensor, batch_size: int, pool: str = "flatten"
 
 class _PairedCKA:
     """CKA of every block of x with every block of y (base vs base), or of block i with block i
-    (a network vs its source), accumulated over the sample's minibatches."""
+    (a network vs its source), accumulated over the sample's minibatches; and its chance level:
+    the same statistic with y's images shuffled within each minibatch (a seeded permutation), so
+    that pairs no longer show the same image. A CKA near its chance level says nothing."""
 
     def __init__(self, comparison: str, x_names: list[str], y_names: list[str], device: torch.device):
-        self.matrix = comparison == BASE_VS_BASE
+        self.comparison = comparison
         self.names = (x_names, y_names)
         self.acc = StreamingCKA(len(x_names), len(y_names), device)
+        self.chance = StreamingCKA(len(x_names), len(y_names), device)
+        self.generator = torch.Generator().manual_seed(CHANCE_SEED)
 
     def update(self, x: list[torch.Tensor], y: list[torch.Tensor]) -> None:
-        self.acc.update(torch.stack(x), torch.stack(y))
+        kx, ky = torch.stack(x), torch.stack(y)
+        self.acc.update(kx, ky)
+        order = torch.randperm(ky.shape[-1], generator=self.generator).to(ky.device)
+        self.chance.update(kx, ky[:, order][:, :, order])
 
-    def result(self) -> list[list[float]] | list[float]:
-        matrix = self.acc.result(*self.names)
-        return matrix if self.matrix else [row[i] for i, row in enumerate(matrix)]
+    def result(self) -> dict[str, list]:
+        return {self.comparison: self._shaped(self.acc.result(*self.names)),
+                "chance": self._shaped(self.chance.result(*self.names))}
+
+    def _shaped(self, matrix: list[list[float]]) -> list[list[float]] | list[float]:
+        return matrix if self.comparison == BASE_VS_BASE else [row[i] for i, row in enumerate(matrix)]
 
 
-class CKA(Measure):
+class CKA(PairedMeasure):
     """Linear CKA per block; its entries keep the names CKA's results have had since it was added."""
 
     name = "cka"
@@ -135,7 +147,7 @@ class CKA(Measure):
                     y_names: list[str], device: torch.device) -> Accumulator:
         return _PairedCKA(comparison, x_names, y_names, device)
 
-    def summarise(self, records: Sequence) -> dict | None:
+    def summarise(self, records: Sequence, analysis: DictConfig) -> dict | None:
         from benchmark.analysis import cka_report  # the aggregation side (matplotlib, scipy)
 
         return cka_report.similarity_summary(records, self.record_key)

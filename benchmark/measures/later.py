@@ -3,8 +3,8 @@ the aggregation from the networks the runs saved, without training anything.
 
 A base run's network is a verified file (its record's ``network_file``), and so is the other
 half's base (the base run of the other target, or the source base a first-wave base run
-reports), so its base-vs-base entries can be taken at any time, on the same seeded held-out
-images the run would have used. A copying run keeps no trained network (only its source's
+reports), so its base-vs-base entries and its readouts can be taken at any time, on the same
+seeded images the run would have used. A copying run keeps no trained network (only its source's
 file): its vs-source entries need the run again (in a new sweep directory).
 """
 from __future__ import annotations
@@ -15,9 +15,10 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.measures.labelled import read_out
 from benchmark.measures.measure import BASE_VS_BASE, Measure, enabled_measures, take_measures
 from benchmark.networks import Workspace, network_of
-from benchmark.protocol import TREATMENTS, other_half
+from benchmark.protocol import OTHER, OWN, TREATMENTS, other_half
 from benchmark.store.atomic import bytes_to_tensors, read_verified
 from benchmark.store.record import RunRecord
 
@@ -34,7 +35,7 @@ def complete(records: Sequence[RunRecord], analysis: DictConfig) -> list[RunReco
         missing = [(m, s) for m, s in enabled if record.measures.get(m.record_key) is None]
         other = files.get((record.experiment(), record.seed, other_half(record.target)))
         if missing and _takes_later(record) and other is not None:
-            record = _with_base_vs_base(record, Path(other), missing)
+            record = _with_base_measures(record, Path(other), missing)
         completed.append(record)
     return completed
 
@@ -45,8 +46,8 @@ def _takes_later(record: RunRecord) -> bool:
             and record.network_file is not None and record.config is not None)
 
 
-def _with_base_vs_base(record: RunRecord, other: Path, missing: list[tuple[Measure, DictConfig]]
-                       ) -> RunRecord:
+def _with_base_measures(record: RunRecord, other: Path, missing: list[tuple[Measure, DictConfig]]
+                        ) -> RunRecord:
     files = (Path(record.network_file), other)
     absent = [str(f) for f in files if not f.is_file()]
     if absent:
@@ -59,6 +60,8 @@ def _with_base_vs_base(record: RunRecord, other: Path, missing: list[tuple[Measu
                         for half, path in zip((record.target, other_half(record.target)), files))
     entries = take_measures(missing, ws.task(record.target).val, record.seed, ws.normalize, base,
                             other_base, BASE_VS_BASE, ws.device)
+    entries.update(read_out(missing, ws.task(record.target), record.seed, ws.normalize, ws.device,
+                            {OWN: base, OTHER: other_base}))
     taken = {key: entry for key, entry in entries.items() if entry is not None}
     log.info("%s seed %d: %s taken now from its saved networks", record.label, record.seed,
              ", ".join(m.name for m, _ in missing))

@@ -37,16 +37,19 @@ class Accumulator(Protocol):
     def update(self, x: list[torch.Tensor], y: list[torch.Tensor]) -> None:
         """One minibatch: per block, what the reducer kept of each network's output."""
 
-    def result(self) -> Any:
-        """The comparison's value (JSON-ready); ValueError saying why it is undefined."""
+    def result(self) -> dict[str, Any]:
+        """The entry's values (JSON-ready), under the comparison's name and any of the measure's
+        own (e.g. its chance level); ValueError saying why it is undefined."""
 
 
 class Measure:
     """A per-block measure. ``name``: its entry in ``analysis.measures``; ``record_key``: where
     its entries go in result.json and summary.json; ``settings_key``: its settings,
-    ``analysis.<settings_key>``. A subclass computes (:meth:`reducer`, :meth:`accumulator`) and
-    reports (:meth:`summarise`, :meth:`draw`, :meth:`wandb_objects`); the reporting side runs in
-    the aggregation only, so it may import matplotlib and scipy where a training job must not."""
+    ``analysis.<settings_key>``. A subclass computes (a :class:`PairedMeasure` compares two
+    networks, a :class:`benchmark.measures.labelled.ReadoutMeasure` scores one against the
+    target half's labels) and reports (:meth:`summarise`, :meth:`draw`, :meth:`wandb_objects`);
+    the reporting side runs in the aggregation only, so it may import matplotlib and scipy where
+    a training job must not."""
 
     name: str
     record_key: str
@@ -56,6 +59,28 @@ class Measure:
         """This measure's settings, None when they switch it off."""
         settings = analysis[self.settings_key]
         return settings if settings.get("enabled", True) else None
+
+    def summarise(self, records: Sequence, analysis: DictConfig) -> dict | None:
+        """summary.json's entry from the runs' records (``analysis``: the aggregation's settings);
+        None when no run measured it."""
+        raise NotImplementedError
+
+    def draw(self, summary: dict, stem: Path) -> dict[str, Path]:
+        """Its figures (by kind, e.g. ``similarity_png``) from the whole summary, written at
+        ``stem`` (the sweep directory / its record key) with their suffixes."""
+        return {}
+
+    def wandb_objects(self, summary: dict, paths: Mapping[str, Path]) -> dict[str, Any]:
+        """What the W&B summary run logs for it."""
+        return {}
+
+    def markdown(self, summary: dict) -> str | None:
+        """Its section of measures.md (None: it has none)."""
+        return None
+
+
+class PairedMeasure(Measure):
+    """Compares two networks block by block on a held-out sample (CKA)."""
 
     def sample_size(self, settings: DictConfig) -> tuple[int, int]:
         """(images, minibatch size) of the held-out sample it is measured on."""
@@ -71,19 +96,6 @@ class Measure:
     def accumulator(self, comparison: str, settings: DictConfig, x_names: list[str],
                     y_names: list[str], device: torch.device) -> Accumulator:
         raise NotImplementedError
-
-    def summarise(self, records: Sequence) -> dict | None:
-        """summary.json's entry from the runs' records; None when no run measured it."""
-        raise NotImplementedError
-
-    def draw(self, summary: dict, stem: Path) -> dict[str, Path]:
-        """Its figures (by kind, e.g. ``similarity_png``) from the whole summary, written at
-        ``stem`` (the sweep directory / its record key) with their suffixes."""
-        return {}
-
-    def wandb_objects(self, summary: dict, paths: Mapping[str, Path]) -> dict[str, Any]:
-        """What the W&B summary run logs for it."""
-        return {}
 
 
 MEASURES: dict[str, Measure] = {}
@@ -121,8 +133,10 @@ def take_measures(measures: Sequence[tuple[Measure, DictConfig]], held_out: Imag
     """Every measure's entry (None where it is not taken) for ``comparison`` of ``x`` and ``y``
     on the target half's held-out images: one sample per sample size, drawn from the run's
     ``seed`` (the same for every network of a seed), one forward pass of each network per sample."""
-    groups: dict[tuple[int, int], list[tuple[Measure, DictConfig]]] = {}
+    groups: dict[tuple[int, int], list[tuple[PairedMeasure, DictConfig]]] = {}
     for measure, settings in measures:
+        if not isinstance(measure, PairedMeasure):
+            continue
         groups.setdefault(measure.sample_size(settings), []).append((measure, settings))
     entries: dict[str, dict | None] = unmeasured()
     for (images, batch_size), group in groups.items():
@@ -132,7 +146,7 @@ def take_measures(measures: Sequence[tuple[Measure, DictConfig]], held_out: Imag
     return entries
 
 
-def compare_networks(measures: Sequence[tuple[Measure, DictConfig]], sample: HeldOutSample,
+def compare_networks(measures: Sequence[tuple[PairedMeasure, DictConfig]], sample: HeldOutSample,
                      x: TransferNet, y: TransferNet, comparison: str) -> dict[str, dict]:
     """Every measure's entry for ``comparison`` of ``x`` and ``y`` on ``sample``, by record key,
     from one forward pass of each network. A measure that is undefined (a constant block)
@@ -152,7 +166,7 @@ def compare_networks(measures: Sequence[tuple[Measure, DictConfig]], sample: Hel
     for (measure, settings), accumulator in zip(measures, accumulators):
         entry = measure.describe(settings, sample)
         try:
-            entry[comparison] = accumulator.result()
+            entry.update(accumulator.result())
         except ValueError as error:
             log.warning("%s %s not measured: %s", measure.name, comparison, error)
             entry["error"] = str(error)

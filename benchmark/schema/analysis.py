@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 from benchmark.protocol import METRICS
-from benchmark.schema.keys import Check, at_least, between, key, one_of
+from benchmark.schema.keys import Check, at_least, between, key, one_of, optional, positive
 from benchmark.reference import available
 
 POOLS = ("flatten", "mean")  # how block outputs become one row per image (benchmark/measures/)
@@ -40,6 +40,38 @@ class Similarity:
 
 
 @dataclass
+class Readout:
+    """analysis.readout: the images and pooling every readout measure (linear_probe, knn, logme:
+    benchmark/measures/labelled.py) reads each block on."""
+
+    pool: int = key(at_least(1))  # conv maps averaged onto a pool x pool grid (1: global average)
+    train_images: Optional[int] = key(optional(at_least(2)))  # of the target half's training images
+    images: Optional[int] = key(optional(at_least(1)))        # of its held-out images (null: all)
+    batch_size: int = key(at_least(1))
+
+
+@dataclass
+class LinearProbe:
+    weight_decays: list[float] = key(Check(lambda v, _: len(v) > 0 and min(v) > 0,
+                                           "must be L2 strengths above 0", [1e-3, 1e-2], [0.0]))
+    validation_fraction: float = key(between(0, 1, 0.2, open_low=True, open_high=True))
+
+
+@dataclass
+class Knn:
+    k: int = key(at_least(1))
+    temperature: float = key(positive(0.07))
+
+
+@dataclass
+class Agreement:
+    """analysis.agreement: how the cheap measures' curves are compared with the protocol's."""
+
+    threshold: float = key(between(0, 1, 0.95, open_low=True))  # generality below it: transfer costs
+    bootstrap: int = key(at_least(100))                          # resamples of the pooled CIs
+
+
+@dataclass
 class FindingsSettings:
     """``analysis.findings``: significance level, layer ranges (fractions of the depth L) and
     thresholds in points; see conf/config.yaml and benchmark/analysis/findings.py. The
@@ -64,4 +96,8 @@ class Analysis:
     measures: list[str] = key(_once_each())  # per-block measures (benchmark/measures/); the preflight
                                              # checks each name against the registry
     similarity: Similarity = key()
+    readout: Readout = key()
+    linear_probe: LinearProbe = key()
+    knn: Knn = key()
+    agreement: Agreement = key()
     findings: FindingsSettings = key()

@@ -1,0 +1,237 @@
+"""How far the cheap per-block answer can be trusted: each readout measure's curves (the
+measure on the source's blocks and on the target's own base, read on the target half) beside
+the protocol's generality curve, and how well they agree.
+
+Like is compared with like: the cheap generality of block n is the measure on the other half's
+base (cheap AnB) over the measure on the target half's own base (cheap BnB), both read on the
+target half, against the protocol's generality AnB_n / baseB (and AnB+_n / baseB). A measure
+that is not an accuracy (LogME, a log-likelihood) gives other - own instead of a ratio, whose
+ranks still compare but whose points do not. Per unit (experiment, seed and target half) the
+rank correlation across blocks (Spearman, Kendall); pooled, the correlation of the mean curves
+with a bootstrap CI over units; the largest gap in points; and the first n where each curve
+falls below ``analysis.agreement.threshold`` (where transfer starts to cost).
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from scipy import stats
+
+from benchmark.analysis.curve import is_usable, lookup, role_table, unit
+from benchmark.analysis.figure import RC
+from benchmark.analysis.stats import ci_half_width, describe
+from benchmark.protocol import BASE, OTHER, OWN, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED, TREATMENTS
+from benchmark.store.atomic import atomic_write
+from benchmark.store.record import RunRecord
+
+METRIC = "top1"
+MIN_BLOCKS = 3  # the fewest blocks a rank correlation across blocks is computed over
+Curve = dict[int, float]  # block n -> value
+
+
+def summarise(records: Iterable[RunRecord], key: str, ratio: bool, settings: Mapping) -> dict | None:
+    """summary.json's entry of the readout measure ``key`` (``settings``: analysis.agreement);
+    None when no base run took it."""
+    records = list(records)
+    entries = {unit(r): r.measures[key] for r in records if _read_out(r, key)}
+    if not entries:
+        return None
+    combine = (lambda other, own: other / own if own else math.nan) if ratio else (lambda other, own: other - own)
+    cheap = {u: _curve(e, OTHER, OWN, combine) for u, e in entries.items() if OTHER in e}
+    protocol = {series: _protocol_curves(records, series) for series in (TRANSFER, TRANSFER_TUNED)}
+    first = next(iter(entries.values()))
+    return {
+        "settings": {name: first.get(name) for name in ("pool", "train_images", "images")},
+        "comparison": "ratio other / own" if ratio else "difference other - own",
+        OWN: _by_layer(_curve(e, OWN) for e in entries.values()),
+        OTHER: _by_layer(_curve(e, OTHER) for e in entries.values() if OTHER in e),
+        "cheap_generality": _by_layer(cheap.values()),
+        "protocol_generality": {series: _by_layer(curves.values()) for series, curves in protocol.items() if curves},
+        "agreement": {series: _agreement(cheap, curves, ratio, settings)
+                      for series, curves in protocol.items() if curves and cheap},
+    }
+
+
+def _read_out(record: RunRecord, key: str) -> bool:
+    """A base run's own record that read its blocks out."""
+    return (record.ok and TREATMENTS[record.treatment].is_base and record.source_for is None
+            and bool(record.measures.get(key)))
+
+
+def _curve(entry: dict, role: str, reference: str | None = None,
+           combine: Callable[[float, float], float] | None = None) -> Curve:
+    values = entry[role]
+    if reference is None:
+        return dict(enumerate(values, start=1))
+    combined = {n: combine(value, own) for n, (value, own) in enumerate(zip(values, entry[reference]), start=1)}
+    return {n: value for n, value in combined.items() if math.isfinite(value)}  # own = 0: no ratio
+
+
+def _protocol_curves(records: list[RunRecord], series: str) -> dict[tuple, Curve]:
+    """Per unit, the protocol's generality of ``series``: its accuracy at n over the base's."""
+    table = role_table([r for r in records if is_usable(r, METRIC)], METRIC)
+    base = dict(lookup(table, BASE, 0))
+    curves: dict[tuple, Curve] = {}
+    for n in sorted(table.get(series, {})):
+        for u, value in lookup(table, series, n):
+            if base.get(u):
+                curves.setdefault(u, {})[n] = value / base[u]
+    return curves
+
+
+def _by_layer(curves: Iterable[Curve]) -> dict[str, dict]:
+    columns: dict[int, list[float]] = {}
+    for curve in curves:
+        for n, value in curve.items():
+            if math.isfinite(value):
+                columns.setdefault(n, []).append(value)
+    return {str(n): describe(values) for n, values in sorted(columns.items())}
+
+
+def _agreement(cheap: dict[tuple, Curve], protocol: dict[tuple, Curve], ratio: bool, settings: Mapping
+               ) -> dict:
+    units = sorted(set(cheap) & set(protocol), key=str)
+    per_unit = [_correlations(cheap[u], protocol[u]) for u in units]
+    per_unit = [c for c in per_unit if c is not None]
+    mean_cheap, mean_protocol = (_mean_curve([curves[u] for u in units]) for curves in (cheap, protocol))
+    pooled = _correlations(mean_cheap, mean_protocol)
+    return {
+        "units": len(units),
+        "per_unit": {name: describe([c[name] for c in per_unit if c[name] is not None])
+                     for name in ("spearman", "kendall")},
+        "pooled": pooled and {**pooled, **_bootstrap(cheap, protocol, units, int(settings["bootstrap"]))},
+        "largest_gap_points": _largest_gap(mean_cheap, mean_protocol) if ratio else None,
+        "first_costly_n": ({"cheap": _first_below(mean_cheap, settings["threshold"]),
+                            "protocol": _first_below(mean_protocol, settings["threshold"])} if ratio else None),
+    }
+
+
+def _mean_curve(curves: list[Curve]) -> Curve:
+    ns = sorted(set.intersection(*(set(c) for c in curves))) if curves else []
+    return {n: float(np.mean([c[n] for c in curves])) for n in ns}
+
+
+def _correlations(a: Curve, b: Curve) -> dict | None:
+    ns = sorted(n for n in set(a) & set(b) if math.isfinite(a[n]) and math.isfinite(b[n]))
+    if len(ns) < MIN_BLOCKS:
+        return None
+    x, y = [a[n] for n in ns], [b[n] for n in ns]
+    if len(set(x)) == 1 or len(set(y)) == 1:  # a flat curve has no ranks to correlate
+        return {"blocks": ns, "spearman": None, "kendall": None}
+    return {"blocks": ns, "spearman": float(stats.spearmanr(x, y).statistic),
+            "kendall": float(stats.kendalltau(x, y).statistic)}
+
+
+def _bootstrap(cheap: dict[tuple, Curve], protocol: dict[tuple, Curve], units: list[tuple],
+               resamples: int) -> dict:
+    """95% percentile CIs of the pooled correlations, resampling units with replacement."""
+    rng = np.random.default_rng(0)
+    draws: dict[str, list[float]] = {"spearman": [], "kendall": []}
+    for _ in range(resamples if len(units) > 1 else 0):
+        picked = [units[i] for i in rng.integers(0, len(units), len(units))]
+        result = _correlations(_mean_curve([cheap[u] for u in picked]), _mean_curve([protocol[u] for u in picked]))
+        for name in draws:
+            if result and result[name] is not None:
+                draws[name].append(result[name])
+    return {f"{name}_ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else None
+            for name, v in draws.items()}
+
+
+def _largest_gap(cheap: Curve, protocol: Curve) -> dict | None:
+    gaps = {n: 100.0 * abs(cheap[n] - protocol[n]) for n in set(cheap) & set(protocol)}
+    if not gaps:
+        return None
+    n = max(gaps, key=gaps.get)
+    return {"n": n, "points": gaps[n]}
+
+
+def _first_below(curve: Curve, threshold: float) -> int | None:
+    return next((n for n in sorted(curve) if curve[n] < threshold), None)
+
+
+def markdown(name: str, entry: dict) -> str:
+    """The measure's section of measures.md: its curves beside the protocol's, and agreement."""
+    ns = sorted(int(n) for n in entry["cheap_generality"])
+    lines = [f"## {name} ({entry['comparison']}; pool {entry['settings']['pool']}, "
+             f"{entry['settings']['train_images']} training and {entry['settings']['images']} held-out images)", "",
+             "| n | own (cheap BnB) | other (cheap AnB) | cheap generality | AnB / baseB |",
+             "| --- | --- | --- | --- | --- |"]
+    protocol = entry["protocol_generality"].get(TRANSFER, {})
+    lines += [f"| {n} | {_point(entry[OWN].get(str(n)))} | {_point(entry[OTHER].get(str(n)))} | "
+              f"{_point(entry['cheap_generality'].get(str(n)))} | {_point(protocol.get(str(n)))} |" for n in ns]
+    lines += ["", "| protocol curve | units | Spearman per unit | Kendall per unit | pooled Spearman [95% CI] "
+              "| pooled Kendall [95% CI] | largest gap (points) | first costly n (cheap / protocol) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    lines += [_agreement_row(series, a) for series, a in entry["agreement"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _agreement_row(series: str, a: dict) -> str:
+    pooled = a["pooled"] or {}
+    gap, first = a["largest_gap_points"], a["first_costly_n"]
+    gap_text = "--" if gap is None else f"{gap['points']:.1f} at n={gap['n']}"
+    first_text = "--" if first is None else f"{first['cheap']} / {first['protocol']}"
+    return (f"| {series} / baseB | {a['units']} | {_point(a['per_unit']['spearman'])} | "
+            f"{_point(a['per_unit']['kendall'])} | {_with_ci(pooled, 'spearman')} | {_with_ci(pooled, 'kendall')} | "
+            f"{gap_text} | {first_text} |")
+
+
+def _point(point: dict | None) -> str:
+    if not point or point.get("mean") is None:
+        return "--"
+    ci = point.get("ci95")
+    return f"{point['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
+
+
+def _with_ci(pooled: dict, name: str) -> str:
+    value, ci = pooled.get(name), pooled.get(f"{name}_ci95")
+    if value is None:
+        return "--"
+    return f"{value:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
+def plot(name: str, entry: dict, blocks: dict[str, str], stem: Path) -> tuple[Path, Path]:
+    """``stem``.png / .pdf: the measure on each half's base by block, and its cheap generality
+    beside the protocol's (the generality of an accuracy ratio and of a difference are drawn on
+    their own axes: only their ranks compare)."""
+    with matplotlib.rc_context(RC):
+        fig = Figure(figsize=(11.0, 4.4), layout="constrained")
+        FigureCanvasAgg(fig)
+        raw, general = fig.subplots(1, 2)
+        _draw_curve(raw, entry[OWN], "black", "own base (cheap BnB)")
+        _draw_curve(raw, entry[OTHER], SERIES_BY_KEY[TRANSFER].color, "other half's base (cheap AnB)")
+        _decorate(raw, blocks, name, f"{name} of each block, on the target half")
+        _draw_curve(general, entry["cheap_generality"], "0.3", f"cheap generality ({entry['comparison']})")
+        protocol_axis = general if entry["comparison"].startswith("ratio") else general.twinx()
+        for series, curve in entry["protocol_generality"].items():
+            _draw_curve(protocol_axis, curve, SERIES_BY_KEY[series].color, f"{series} / baseB (the protocol)", ls="--")
+        _decorate(general, blocks, "generality", "The cheap answer beside the protocol's")
+        if protocol_axis is not general:
+            protocol_axis.set_ylabel("protocol generality")
+            protocol_axis.legend(loc="lower right", frameon=False, fontsize=7)
+        return tuple(atomic_write(stem.with_suffix(suffix), lambda tmp, s=suffix: fig.savefig(
+            tmp, format=s[1:], dpi=200)) for suffix in (".png", ".pdf"))
+
+
+def _draw_curve(ax: Axes, by_n: dict, color: str, label: str, ls: str = "-") -> None:
+    ns = sorted(int(n) for n in by_n)
+    points = [by_n[str(n)] for n in ns]
+    ax.errorbar(ns, [p["mean"] for p in points], yerr=[ci_half_width(p) or 0.0 for p in points],
+                color=color, marker="o", ms=4, ls=ls, lw=1.5, capsize=2.5, label=label)
+
+
+def _decorate(ax: Axes, blocks: dict[str, str], ylabel: str, title: str) -> None:
+    ns = [int(n) for n in blocks]
+    ax.set_xticks(ns, [f"{n}\n{blocks[str(n)]}" for n in ns], fontsize=7)
+    ax.set_xlabel("layer $n$")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(axis="y", color="0.93", lw=0.6)
+    ax.legend(loc="lower left", frameon=False, fontsize=7)
