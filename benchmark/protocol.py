@@ -142,8 +142,10 @@ TRANSFER = series_of("transfer", False).key         # AnB
 TRANSFER_TUNED = series_of("transfer", True).key    # AnB+
 RANDOM_CONTROL = series_of("random", False).key     # random frozen first n blocks
 # the networks a base run reads out on its target half (benchmark/measures/labelled.py): its own
-# base (the cheap BnB) and the other half's (the cheap AnB)
-OWN, OTHER = "own", "other"
+# base (the cheap BnB), the other half's (the cheap AnB) and a freshly initialised network of the
+# same model (the cheap random control); and the protocol's series each cheap curve answers for
+OWN, OTHER, RANDOM_INIT = "own", "other", "random_init"
+ANSWERS_FOR = {OTHER: (TRANSFER, TRANSFER_TUNED), RANDOM_INIT: (RANDOM_CONTROL,)}
 
 
 def other_half(half: str) -> str:

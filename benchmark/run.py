@@ -127,8 +127,9 @@ def _base_measures(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]) 
     measures = enabled_measures(ws.cfg.analysis)
     other = _other_base(ws, warmed) if measures and ws.split.A and ws.split.B else None
     entries = unmeasured() if other is None else _measured(ws, BASE_VS_BASE, base.model, other.model)
-    networks = {OWN: base.model} if other is None else {OWN: base.model, OTHER: other.model}
-    entries.update(read_out(measures, ws.task(ws.cfg.target), ws.cfg.seed, ws.normalize, ws.device, networks))
+    networks = {OWN: base.model, **({} if other is None else {OTHER: other.model})}
+    entries.update(read_out(measures, ws.task(ws.cfg.target), ws.cfg.seed, ws.normalize, ws.device, networks,
+                            ws.new_model))
     return entries
 
 

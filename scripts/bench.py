@@ -39,6 +39,11 @@ What is measured (the keys of bench.json):
 - ``data_vs_model[dataset]``: images/s that ``batches()`` delivers alone / images/s the
   model trains at, for the in-memory path, and with ``--imagenet-root`` for the streamed
   ILSVRC-2012 files (the yosinski2014 preset: CaffeNet, decoding workers). Target >= 2.
+- ``readout_vs_base_training``: seconds to read one network and its random-init control out
+  block by block (every block, linear_probe, knn and logme, on the config's ``analysis.readout``
+  sample of the target half: one feature pass each, then the fits) / seconds to train one base network (the timed epoch scaled
+  to the half's training images, times ``train.epochs``). The probe-only curve of a source
+  should cost at most one base training (target <= 1/3).
 - ``peak_rss_mb``, ``peak_gpu_mb`` (null on CPU), ``device``, ``torch``, ``overrides``.
 """
 from __future__ import annotations
@@ -72,8 +77,11 @@ from benchmark.data.batches import Augment, batches
 from benchmark.data.images import ImageSet, ImageTensors
 from benchmark.data.streaming import streamed
 from benchmark.errors import UserError, exit_with
+from benchmark.measures import enabled_measures
+from benchmark.measures.labelled import read_out
 from benchmark.models import TransferNet
 from benchmark.networks import Workspace
+from benchmark.protocol import OWN
 from benchmark.surgery import parameter_groups, prepare_target
 from benchmark.train import TrainData, TrainJob, autocast, compiled, make_optimizer, train_epoch
 
@@ -315,6 +323,18 @@ def measure_frozen(setup: Setup, repeats: int) -> dict:
             "cache_flop_ratio": cache_flop_ratio}
 
 
+def measure_readout(setup: Setup, repeats: int) -> dict:
+    """One network's readout curve against one base training (see the module docstring)."""
+    model = network(setup)
+    analysis = OmegaConf.merge(setup.cfg.analysis, {"measures": ["linear_probe", "knn", "logme"]})
+    measures = enabled_measures(analysis)
+    t = timed({"readout": lambda: read_out(measures, setup.task, 0, setup.ws.normalize, setup.device,
+                                           {OWN: model}, setup.ws.new_model),
+               "ours": our_epoch(setup, model, optimizer_for(setup, model, 0))}, repeats, setup.device)
+    training_s = t.median("ours") * len(setup.task.train) / len(setup.images) * setup.cfg.train.epochs
+    return {"readout_vs_base_training": t.median("readout") / training_s}
+
+
 def measure_data(setup: Setup, repeats: int) -> float:
     """images/s of ``batches()`` alone / images/s of training on the same images in memory."""
     model = network(setup)
@@ -363,6 +383,7 @@ def table(result: dict, setup: Setup, repeats: int) -> str:
         f"training {result['images_per_s']:.0f} images/s: an epoch of the {len(setup.task.train)} "
         f"training images of half {cfg.target} takes "
         f"{len(setup.task.train) / result['images_per_s']:.1f} s",
+        f"readout curve / base training     {result['readout_vs_base_training']:8.3f}   (target <= 0.33)",
         f"peak RSS {result['peak_rss_mb']:.0f} MB, peak GPU memory {gpu}",
         "",
         " n   frozen/base epoch   FLOP fraction   cache speed-up   FLOP ratio   cache setup s",
@@ -398,7 +419,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def run(args: argparse.Namespace) -> None:
     setup = build_setup(args.overrides, args.steps)
-    measured = measure_loop(setup, args.repeats) | measure_frozen(setup, args.repeats)
+    measured = (measure_loop(setup, args.repeats) | measure_frozen(setup, args.repeats)
+                | measure_readout(setup, args.repeats))
     if args.imagenet_root:
         files = build_setup(streamed_overrides(args.imagenet_root, args.overrides), args.steps)
         measured["data_vs_model"][files.cfg.dataset.name] = measure_data(files, args.repeats)

@@ -16,7 +16,8 @@ import torch
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "scripts" / "bench.py"
 KEYS = {"loop_vs_plain", "utilisation", "frozen_epoch_ratio", "trainable_flop_fraction",
-        "feature_cache_speedup", "feature_cache_setup_s", "data_vs_model", "peak_rss_mb",
+        "feature_cache_speedup", "feature_cache_setup_s", "data_vs_model", "readout_vs_base_training",
+        "peak_rss_mb",
         "peak_gpu_mb", "device", "torch", "overrides"}
 PER_N = ("frozen_epoch_ratio", "trainable_flop_fraction", "feature_cache_speedup",
          "feature_cache_setup_s")
@@ -48,6 +49,7 @@ def test_bench_writes_every_key(tmp_path):
     assert 0 < fractions[-1] < fractions[0] < 1
     assert list(result["data_vs_model"]) == ["synthetic"]
     assert positive(result["data_vs_model"]["synthetic"])
+    assert positive(result["readout_vs_base_training"])
     assert positive(result["peak_rss_mb"])
     if torch.cuda.is_available():
         assert positive(result["peak_gpu_mb"])

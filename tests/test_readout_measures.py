@@ -24,10 +24,11 @@ def test_a_sweep_reports_each_readout_beside_the_protocol(tmp_path):
     base = json.loads((sweep / "baseB-seed0" / "result.json").read_text())
     for key in ("linear_probe", "knn", "logme"):
         entry = base[key]
-        assert len(entry["own"]) == len(entry["other"]) == 7 and entry["pool"] == 2
+        assert len(entry["own"]) == len(entry["other"]) == len(entry["random_init"]) == 7 and entry["pool"] == 2
         assert entry["train_images"] == 96 and entry["images"] == 48  # every image of the smoke half
     probe = json.loads((sweep / "summary.json").read_text())["linear_probe"]
-    assert set(probe["cheap_generality"]) == {str(n) for n in range(1, 8)}
+    assert set(probe["cheap_generality"]["other"]) == {str(n) for n in range(1, 8)}
+    assert set(probe["cheap_generality"]["random_init"]) == {str(n) for n in range(1, 8)}
     assert probe["agreement"]["AnB"]["pooled"]["blocks"] == [1, 2, 3]  # the protocol ran n = 1..3
     assert all(0.0 <= p["mean"] <= 1.0 for p in probe["own"].values())
     assert "## linear_probe" in (sweep / "measures.md").read_text()

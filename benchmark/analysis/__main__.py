@@ -64,6 +64,8 @@ def _print_report(report: Report) -> None:
     for kind, path in report.paths.items():
         print(f"  {kind:<8} {path}")
     print(findings_text(summary))
+    if "measures" in report.paths:
+        print(report.paths["measures"].read_text())
     pooled = pooled_settings(summary)
     if pooled:
         print(f"warning: the curve pools several settings: {pooled}", file=sys.stderr)

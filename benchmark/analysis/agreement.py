@@ -27,7 +27,8 @@ from scipy import stats
 from benchmark.analysis.curve import is_usable, lookup, role_table, unit
 from benchmark.analysis.figure import RC
 from benchmark.analysis.stats import ci_half_width, describe
-from benchmark.protocol import BASE, OTHER, OWN, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED, TREATMENTS
+from benchmark.protocol import (ANSWERS_FOR, BASE, OTHER, OWN, RANDOM_CONTROL, RANDOM_INIT, SERIES_BY_KEY,
+                                TRANSFER, TREATMENTS)
 from benchmark.store.atomic import atomic_write
 from benchmark.store.record import RunRecord
 
@@ -44,18 +45,19 @@ def summarise(records: Iterable[RunRecord], key: str, ratio: bool, settings: Map
     if not entries:
         return None
     combine = (lambda other, own: other / own if own else math.nan) if ratio else (lambda other, own: other - own)
-    cheap = {u: _curve(e, OTHER, OWN, combine) for u, e in entries.items() if OTHER in e}
-    protocol = {series: _protocol_curves(records, series) for series in (TRANSFER, TRANSFER_TUNED)}
+    cheap = {role: {u: _curve(e, role, OWN, combine) for u, e in entries.items() if role in e}
+             for role in ANSWERS_FOR}
+    protocol = {series: _protocol_curves(records, series) for serieses in ANSWERS_FOR.values() for series in serieses}
     first = next(iter(entries.values()))
     return {
         "settings": {name: first.get(name) for name in ("pool", "train_images", "images")},
-        "comparison": "ratio other / own" if ratio else "difference other - own",
-        OWN: _by_layer(_curve(e, OWN) for e in entries.values()),
-        OTHER: _by_layer(_curve(e, OTHER) for e in entries.values() if OTHER in e),
-        "cheap_generality": _by_layer(cheap.values()),
+        "comparison": "ratio to own" if ratio else "difference from own",
+        **{role: _by_layer(_curve(e, role) for e in entries.values() if role in e) for role in (OWN, *ANSWERS_FOR)},
+        "cheap_generality": {role: _by_layer(curves.values()) for role, curves in cheap.items() if curves},
         "protocol_generality": {series: _by_layer(curves.values()) for series, curves in protocol.items() if curves},
-        "agreement": {series: _agreement(cheap, curves, ratio, settings)
-                      for series, curves in protocol.items() if curves and cheap},
+        "agreement": {series: _agreement(cheap[role], protocol[series], ratio, settings)
+                      for role, serieses in ANSWERS_FOR.items() for series in serieses
+                      if protocol[series] and cheap[role]},
     }
 
 
@@ -104,13 +106,23 @@ def _agreement(cheap: dict[tuple, Curve], protocol: dict[tuple, Curve], ratio: b
     pooled = _correlations(mean_cheap, mean_protocol)
     return {
         "units": len(units),
-        "per_unit": {name: describe([c[name] for c in per_unit if c[name] is not None])
+        "per_unit": {name: _describe_correlations([c[name] for c in per_unit if c[name] is not None])
                      for name in ("spearman", "kendall")},
         "pooled": pooled and {**pooled, **_bootstrap(cheap, protocol, units, int(settings["bootstrap"]))},
         "largest_gap_points": _largest_gap(mean_cheap, mean_protocol) if ratio else None,
         "first_costly_n": ({"cheap": _first_below(mean_cheap, settings["threshold"]),
                             "protocol": _first_below(mean_protocol, settings["threshold"])} if ratio else None),
     }
+
+
+def _describe_correlations(values: list[float]) -> dict:
+    """:func:`describe` of correlations, its 95% CI taken on Fisher's z = atanh(r) and mapped
+    back, so that it stays inside [-1, 1]."""
+    point = describe(values)
+    if point["ci95"] is not None:
+        z = describe(np.arctanh(np.clip(values, -1 + 1e-9, 1 - 1e-9)).tolist())
+        point["ci95"] = np.tanh(z["ci95"]).tolist()
+    return point
 
 
 def _mean_curve(curves: list[Curve]) -> Curve:
@@ -156,16 +168,22 @@ def _first_below(curve: Curve, threshold: float) -> int | None:
     return next((n for n in sorted(curve) if curve[n] < threshold), None)
 
 
+COLUMNS = ((OWN, "own base (cheap BnB)"), (OTHER, "other half's base (cheap AnB)"),
+           (RANDOM_INIT, "random init (cheap RnB)"))
+
+
 def markdown(name: str, entry: dict) -> str:
     """The measure's section of measures.md: its curves beside the protocol's, and agreement."""
-    ns = sorted(int(n) for n in entry["cheap_generality"])
-    lines = [f"## {name} ({entry['comparison']}; pool {entry['settings']['pool']}, "
-             f"{entry['settings']['train_images']} training and {entry['settings']['images']} held-out images)", "",
-             "| n | own (cheap BnB) | other (cheap AnB) | cheap generality | AnB / baseB |",
-             "| --- | --- | --- | --- | --- |"]
-    protocol = entry["protocol_generality"].get(TRANSFER, {})
-    lines += [f"| {n} | {_point(entry[OWN].get(str(n)))} | {_point(entry[OTHER].get(str(n)))} | "
-              f"{_point(entry['cheap_generality'].get(str(n)))} | {_point(protocol.get(str(n)))} |" for n in ns]
+    ns = sorted(int(n) for n in entry[OWN])
+    cheap, protocol = entry["cheap_generality"], entry["protocol_generality"]
+    columns = [(f"{label}", entry.get(role, {})) for role, label in COLUMNS]
+    columns += [(f"cheap {role} ({entry['comparison']})", cheap.get(role, {})) for role in ANSWERS_FOR]
+    columns += [(f"{series} / baseB", protocol[series]) for series in (TRANSFER, RANDOM_CONTROL) if series in protocol]
+    lines = [f"## {name} (pool {entry['settings']['pool']}, {entry['settings']['train_images']} training and "
+             f"{entry['settings']['images']} held-out images)", "",
+             "| n | " + " | ".join(title for title, _ in columns) + " |",
+             "| --- |" + " --- |" * len(columns)]
+    lines += [f"| {n} | " + " | ".join(_point(curve.get(str(n))) for _, curve in columns) + " |" for n in ns]
     lines += ["", "| protocol curve | units | Spearman per unit | Kendall per unit | pooled Spearman [95% CI] "
               "| pooled Kendall [95% CI] | largest gap (points) | first costly n (cheap / protocol) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
@@ -205,10 +223,13 @@ def plot(name: str, entry: dict, blocks: dict[str, str], stem: Path) -> tuple[Pa
         fig = Figure(figsize=(11.0, 4.4), layout="constrained")
         FigureCanvasAgg(fig)
         raw, general = fig.subplots(1, 2)
-        _draw_curve(raw, entry[OWN], "black", "own base (cheap BnB)")
-        _draw_curve(raw, entry[OTHER], SERIES_BY_KEY[TRANSFER].color, "other half's base (cheap AnB)")
+        colors = {OWN: "black", OTHER: SERIES_BY_KEY[TRANSFER].color, RANDOM_INIT: SERIES_BY_KEY[RANDOM_CONTROL].color}
+        for role, label in COLUMNS:
+            if entry.get(role):
+                _draw_curve(raw, entry[role], colors[role], label)
         _decorate(raw, blocks, name, f"{name} of each block, on the target half")
-        _draw_curve(general, entry["cheap_generality"], "0.3", f"cheap generality ({entry['comparison']})")
+        for role, curve in entry["cheap_generality"].items():
+            _draw_curve(general, curve, colors[role], f"cheap: {role} ({entry['comparison']})")
         protocol_axis = general if entry["comparison"].startswith("ratio") else general.twinx()
         for series, curve in entry["protocol_generality"].items():
             _draw_curve(protocol_axis, curve, SERIES_BY_KEY[series].color, f"{series} / baseB (the protocol)", ls="--")

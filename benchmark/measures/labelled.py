@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from benchmark.data.splits import HalfTask
 from benchmark.measures.measure import Measure
 from benchmark.models import TransferNet
 from benchmark.networks import derive_seed
+from benchmark.protocol import RANDOM_INIT
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +107,15 @@ def _subset(images: ImageSet, count: int | None, seed: int) -> ImageSet:
 
 
 def read_out(measures: Sequence[tuple[Measure, DictConfig]], task: HalfTask, seed: int,
-             normalize: Normalizer, device: torch.device, networks: dict[str, TransferNet]
-             ) -> dict[str, dict]:
-    """Each readout measure's entry for the ``networks`` (by role: protocol.OWN, OTHER) on ``task``:
+             normalize: Normalizer, device: torch.device, networks: dict[str, TransferNet],
+             new_model: Callable[[int, int], TransferNet]) -> dict[str, dict]:
+    """Each readout measure's entry on ``task`` for the ``networks`` (by role: protocol.OWN,
+    OTHER) and for a freshly initialised one (RANDOM_INIT, made by ``new_model(classes, seed)``):
     the per-block scores of every network, by role, and how they were measured."""
     readouts = [(m, s) for m, s in measures if isinstance(m, ReadoutMeasure)]
     if not readouts:
         return {}
+    networks = {**networks, RANDOM_INIT: new_model(task.num_classes, derive_seed(seed, "readout-random"))}
     shared = readouts[0][1]  # analysis.readout is one node: every readout measure shares it
     start = time.time()
     train = _subset(task.train, shared.train_images, derive_seed(seed, "readout-train"))

@@ -61,7 +61,7 @@ def _with_base_measures(record: RunRecord, other: Path, missing: list[tuple[Meas
     entries = take_measures(missing, ws.task(record.target).val, record.seed, ws.normalize, base,
                             other_base, BASE_VS_BASE, ws.device)
     entries.update(read_out(missing, ws.task(record.target), record.seed, ws.normalize, ws.device,
-                            {OWN: base, OTHER: other_base}))
+                            {OWN: base, OTHER: other_base}, ws.new_model))
     taken = {key: entry for key, entry in entries.items() if entry is not None}
     log.info("%s seed %d: %s taken now from its saved networks", record.label, record.seed,
              ", ".join(m.name for m, _ in missing))

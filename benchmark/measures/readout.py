@@ -23,7 +23,9 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import Tensor
 
-PROBE_MAX_ITER = 500  # L-BFGS iterations per fit: ample for full-batch softmax regression
+# L-BFGS per fit: at most 100 iterations, stopping once the gradient's largest entry is below 1e-5
+# (on the demo's blocks this gives the same top-1 as 500 iterations to 1e-9, at a third of the time)
+PROBE_MAX_ITER, PROBE_TOLERANCE = 100, 1e-5
 KNN_CHUNK = 1024  # test images per similarity matrix in knn: memory is KNN_CHUNK x training images
 
 
@@ -61,7 +63,7 @@ def _fit_softmax(x: Tensor, y: Tensor, num_classes: int,
     weight = torch.zeros(z.shape[1], num_classes, dtype=z.dtype, device=z.device)
     bias = torch.zeros(num_classes, dtype=z.dtype, device=z.device)
     optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=PROBE_MAX_ITER, history_size=20,
-                                  tolerance_grad=1e-9, tolerance_change=1e-12,
+                                  tolerance_grad=PROBE_TOLERANCE, tolerance_change=1e-9,
                                   line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:

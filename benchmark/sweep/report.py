@@ -35,6 +35,8 @@ def report_sweep(config: DictConfig, sweep_dir: Path, reference: str | None, met
         log.warning("failed run %s seed %s: %s", failure["label"], failure["seed"], failure["reason"])
     log.info("findings of Yosinski et al. 2014 on this sweep (details: %s):\n%s",
              report.paths["findings"], findings_text(report.summary))
+    if "measures" in report.paths:
+        log.info("%s", report.paths["measures"].read_text())
     sync_dir = log_summary_run(config, sweep_dir, report)
     log.info("sweep results in %s: %s", sweep_dir.absolute(),
              ", ".join(p.name for p in report.paths.values()))
