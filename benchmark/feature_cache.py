@@ -11,18 +11,19 @@ from torch import nn
 
 from benchmark.data.batches import Normalizer, batches
 from benchmark.data.images import ImageSet, ImageTensors
-from benchmark.models import TransferNet
+from benchmark.models import ChainNet, TransferNet
 from benchmark.train import TrainData, autocast
 
 
 def usable(model: TransferNet, augmenting: bool) -> bool:
-    return model.frozen_blocks > 0 and model.frozen_in_eval and not augmenting
+    """Whether the frozen prefix's outputs are fixed (and the network can be cut after it)."""
+    return model.runs_as_chain and model.frozen_blocks > 0 and model.frozen_in_eval and not augmenting
 
 
 class SuffixNet(nn.Module):
     """The trainable part of a frozen-prefix network, fed the prefix's cached outputs."""
 
-    def __init__(self, model: TransferNet) -> None:
+    def __init__(self, model: ChainNet) -> None:
         super().__init__()
         self.model = model
         self.n = model.frozen_blocks
@@ -37,7 +38,7 @@ class SuffixNet(nn.Module):
 
 
 @torch.no_grad()
-def prefix_features(model: TransferNet, data: ImageSet, normalize: Normalizer,
+def prefix_features(model: ChainNet, data: ImageSet, normalize: Normalizer,
                     device: torch.device, batch_size: int) -> ImageTensors:
     """The frozen prefix's outputs for every image, kept on ``device``."""
     model.eval()
@@ -47,7 +48,7 @@ def prefix_features(model: TransferNet, data: ImageSet, normalize: Normalizer,
     return ImageTensors(torch.cat(parts), data.labels)
 
 
-def cached_data(model: TransferNet, data: TrainData, batch_size: int) -> TrainData:
+def cached_data(model: ChainNet, data: TrainData, batch_size: int) -> TrainData:
     """``data`` replaced by the frozen prefix's outputs: inputs of :class:`SuffixNet`."""
     train, val = (prefix_features(model, part, data.normalize, data.device, batch_size)
                   for part in (data.train, data.val))

@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark.models import TransferNet
+from benchmark.models import ChainNet
 
 
 @torch.no_grad()
-def block_forward_flops(model: TransferNet, image_size: int) -> list[int]:
+def block_forward_flops(model: ChainNet, image_size: int) -> list[int]:
     """Forward FLOPs of one image through each block and, last, the head."""
     was_training = model.training
     model.eval()

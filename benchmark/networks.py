@@ -21,10 +21,11 @@ from benchmark import feature_cache
 from benchmark.store.checkpoints import Checkpoint
 from benchmark.data import ClassSplit, HalfTask, LabelledImages, half_task, load_dataset, split_classes
 from benchmark.data.batches import Augment, Normalizer
+from benchmark.data.preprocessing import DATASET_PREPROCESSING, Preprocessing
 from benchmark.flops import block_forward_flops, frozen_step_fraction
-from benchmark.models import TransferNet, build_model
+from benchmark.models import TransferNet, build_model, model_label
 from benchmark.protocol import BASE_TREATMENT, EXTERNAL, TREATMENTS, run_label, source_half
-from benchmark.sources import check_blocks_match, external_state
+from benchmark.sources import check_blocks_match, external_state, run_preprocessing
 from benchmark.surgery import copy_blocks, parameter_groups, prepare_target
 from benchmark.store.base_cache import BaseCache, CachedBase
 from benchmark.store.fingerprint import base_fields, cache_key
@@ -48,6 +49,7 @@ class Workspace:
     split: ClassSplit
     device: torch.device
     normalize: Normalizer
+    preprocessing: Preprocessing
     tasks: dict[str, HalfTask] = field(default_factory=dict)
 
     @classmethod
@@ -58,7 +60,14 @@ class Workspace:
         device = pick_device(cfg.device)
         dataset = load_dataset(cfg.dataset, cfg.data.root)
         split = split_classes(cfg.split, dataset.class_names, dataset.families)
-        return cls(cfg, dataset, split, device, Normalizer(dataset.mean, dataset.std, device))
+        preprocessing = run_preprocessing(cfg, dataset)
+        return cls(cfg, dataset, split, device, Normalizer(preprocessing.mean, preprocessing.std, device),
+                   preprocessing)
+
+    @property
+    def weights_preprocessing(self) -> dict | None:
+        """The run's preprocessing where it is a pretrained source's, not the dataset's."""
+        return None if self.preprocessing.origin == DATASET_PREPROCESSING else self.preprocessing.to_json()
 
     def task(self, half: str) -> HalfTask:
         """One half's task; the target half is thinned by ``data.train_per_class`` or
@@ -97,6 +106,10 @@ def fit(ws: Workspace, model: TransferNet, task: HalfTask, copied: int, seed: in
     cached = recipe.feature_cache and feature_cache.usable(
         model, Augment(**recipe.augment).random_on(task.train))
     fraction = None
+    if recipe.feature_cache and model.frozen_blocks and not model.runs_as_chain:
+        log.info("%s: trains without the feature cache: model=%s runs its own forward, not its blocks "
+                 "one after the other, so the frozen layers' outputs cannot be cut out", name,
+                 model_label(ws.cfg.model))
     if cached:
         log.info("%s: training on cached features of the frozen first %d layers", name,
                  model.frozen_blocks)
@@ -118,7 +131,7 @@ def base_network(ws: Workspace, half: str) -> BaseNetwork:
     """The trained base network of ``half``, from the cache or trained now (once)."""
     cfg = ws.cfg
     task = ws.task(half)
-    fields = base_fields(cfg, half)
+    fields = base_fields(cfg, half, ws.weights_preprocessing)
 
     def train_base(checkpoint: Path) -> tuple[dict, dict]:
         log.info("training base%s (%d classes, %d images)", half, task.num_classes, len(task.train))
@@ -138,7 +151,7 @@ def base_network(ws: Workspace, half: str) -> BaseNetwork:
 def cached_base_network(ws: Workspace, half: str) -> BaseNetwork | None:
     """The base network of ``half`` if the cache holds it (loading is cheap), else None: it is
     never trained for this."""
-    cached = BaseCache(Path(ws.cfg.cache_dir).absolute()).get(base_fields(ws.cfg, half))
+    cached = BaseCache(Path(ws.cfg.cache_dir).absolute()).get(base_fields(ws.cfg, half, ws.weights_preprocessing))
     return None if cached is None else _loaded(ws, half, cached)
 
 

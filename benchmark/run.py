@@ -16,7 +16,7 @@ from benchmark.errors import RunDiverged
 from benchmark.measures import (BASE_VS_BASE, VS_SOURCE, enabled_measures, take_measures,
                                 unmeasured)
 from benchmark.measures.labelled import read_out
-from benchmark.models import TransferNet, model_blocks
+from benchmark.models import TransferNet, model_blocks, model_label
 from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_base_network,
                                 source_network, target_network)
 from benchmark.preflight import check_config
@@ -79,7 +79,8 @@ def _describe(cfg: DictConfig, ws: Workspace, label: str, fingerprint: str, bloc
         label=label, fingerprint=fingerprint, treatment=cfg.treatment, n=cfg.n,
         block=layer_name(cfg.n, blocks), blocks=blocks, finetune=cfg.finetune,
         source=source_half(cfg.treatment, cfg.target), target=cfg.target, seed=cfg.seed, status=OK,
-        dataset=cfg.dataset.name, model=cfg.model.name, split=cfg.split.name,
+        dataset=cfg.dataset.name, model=model_label(cfg.model), split=cfg.split.name,
+        preprocessing=ws.preprocessing.to_json(),
         train_per_class=cfg.data.train_per_class, target_fraction=cfg.data.target_fraction,
         classes_A=[names[c] for c in ws.split.A], classes_B=[names[c] for c in ws.split.B])
 

@@ -12,14 +12,17 @@ import torch
 from torch import nn
 
 from benchmark.models import TransferNet
+from benchmark.models.net import under
 
 
+@torch.no_grad()
 def copy_blocks(target: TransferNet, source_state: Mapping[str, torch.Tensor], n: int) -> None:
-    """Copy parameters and buffers of blocks 1..n from a source network's state dict."""
-    for name in target.block_names[:n]:
-        prefix = f"blocks.{name}."
-        block_state = {k[len(prefix):]: v for k, v in source_state.items() if k.startswith(prefix)}
-        target.blocks[name].load_state_dict(block_state)
+    """Copy parameters and buffers of blocks 1..n from a source network's state dict (whose
+    blocks :func:`benchmark.sources.check_blocks_match` has checked)."""
+    paths = target.prefix_paths(n)
+    for key, value in target.state_dict().items():
+        if under(key, paths):
+            value.copy_(source_state[key])
 
 
 def prepare_target(target: TransferNet, source_state: Mapping[str, torch.Tensor] | None, n: int,
@@ -36,7 +39,8 @@ def prepare_target(target: TransferNet, source_state: Mapping[str, torch.Tensor]
     return target
 
 
-NO_DECAY_SUFFIXES = (".bias", "class_token", "pos_embedding")  # ViT's token and position tables
+# ViT's token and position tables (torchvision's names, then timm's)
+NO_DECAY_SUFFIXES = (".bias", "class_token", "pos_embedding", "cls_token", "reg_token", "dist_token", "pos_embed")
 
 
 def _is_no_decay(name: str, param: nn.Parameter) -> bool:
@@ -55,11 +59,11 @@ def parameter_groups(model: TransferNet, copied: int, lr: float, weight_decay: f
     no weight decay unless asked.
     """
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
-    copied_prefixes = tuple(f"blocks.{name}." for name in model.block_names[:copied])
+    copied_paths = model.prefix_paths(copied)
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        key = (name.startswith(copied_prefixes), _is_no_decay(name, param))
+        key = (under(name, copied_paths), _is_no_decay(name, param))
         groups.setdefault(key, []).append(param)
     return [{"params": params,
              "lr": lr * (copied_lr_scale if is_copied else 1.0) * (bias_lr_scale if is_bias else 1.0),

@@ -46,7 +46,7 @@ def test_a_checkpoint_of_another_architecture_names_the_first_block_that_differs
                                                                                 base_a_file):
     cfg = smoke_cfg("treatment=external", "n=2", "model.width=8", f"source.checkpoint={base_a_file}")
     with pytest.raises(UserError, match=r"does not match model=convnet8: block 1 'conv1' differs "
-                                        r"\(0.weight: source \[4, 3, 3, 3\], model \[8, 3, 3, 3\]\)"):
+                                        r"\(blocks.conv1.0.weight: source \[4, 3, 3, 3\], model \[8, 3, 3, 3\]\)"):
         execute(cfg, tmp_path / "bad")
     assert not (tmp_path / "bad" / "result.json").exists()
 
@@ -55,7 +55,7 @@ def test_a_file_that_is_no_checkpoint_is_one_clear_error(smoke_cfg, tmp_path):
     path = tmp_path / "notes.pt"
     path.write_text("not a checkpoint")
     cfg = smoke_cfg("treatment=external", "n=2", f"source.checkpoint={path}")
-    with pytest.raises(UserError, match="is not a readable PyTorch checkpoint"):
+    with pytest.raises(UserError, match="is not a readable weights file"):
         execute(cfg, tmp_path / "bad")
 
 
@@ -84,12 +84,12 @@ def test_external_run_from_torchvision_pretrained_weights(smoke_cfg, tmp_path, t
                        torchvision_weights["layer1.1.bn2.running_var"])
     assert not torch.equal(state["blocks.layer2.0.conv1.weight"],
                            torchvision_weights["layer2.0.conv1.weight"])
-    assert target.source.origin == "torchvision resnet18 IMAGENET1K_V1"
+    assert target.source.origin == "resnet18 weights IMAGENET1K_V1"
 
 
 def test_pretrained_weights_into_another_stem_name_the_stem(smoke_cfg, tmp_path, torchvision_weights):
     cfg = smoke_cfg("model=resnet18", "model.width=64", "model.stem=small", "treatment=external", "n=2",
                     "source.weights=IMAGENET1K_V1")
-    with pytest.raises(UserError, match=r"block 1 'stem' differs \(0.weight: source \[64, 3, 7, 7\], "
+    with pytest.raises(UserError, match=r"block 1 'stem' differs \(blocks.stem.0.weight: source \[64, 3, 7, 7\], "
                                         r"model \[64, 3, 3, 3\]\)"):
         execute(cfg, tmp_path / "bad")

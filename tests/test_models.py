@@ -216,7 +216,7 @@ def test_seeded_inits_are_torchvisions(cfg, torchvision_model):
 def test_to_our_layout_keeps_ours_and_reports_foreign_keys():
     state = {"blocks.conv1.0.weight": torch.zeros(1), "head.weight": torch.zeros(1)}
     assert to_our_layout(model_cfg("convnet8"), state) == state
-    with pytest.raises(UserError, match="torchvision has no model=convnet8"):
+    with pytest.raises(UserError, match="no zoo has model=convnet8"):
         to_our_layout(model_cfg("convnet8"), {"features.0.weight": torch.zeros(1)})
     with pytest.raises(UserError, match="'features.0.weight'"):
         to_our_layout(model_cfg("resnet18"), {"features.0.weight": torch.zeros(1)})
@@ -262,7 +262,7 @@ def test_pretrained_state_errors_name_the_fix(offline_torch_home):
     with pytest.raises(UserError, match=re.escape(str(offline_torch_home / RESNET18_FILE)) + ".*TORCH_HOME"):
         pretrained_state(model_cfg("resnet18"), "IMAGENET1K_V1")
     for name in ("convnet8", "vit"):
-        with pytest.raises(UserError, match="source.checkpoint=PATH"):
+        with pytest.raises(UserError, match=r"source\.(checkpoint|weights)=PATH"):
             pretrained_state(model_cfg(name), "IMAGENET1K_V1")
 
 

@@ -91,9 +91,7 @@ def block_features(model: TransferNet, images: ImageSet, normalize: Normalizer, 
     model.eval()
     parts: list[list[torch.Tensor]] = [[] for _ in model.block_names]
     for x, _ in batches(images, batch_size, normalize, device):
-        for index, block in enumerate(model.blocks.values()):
-            x = block(x)
-            parts[index].append(pooled(x, grid).cpu())
+        model.visit_block_outputs(x, lambda index, output: parts[index].append(pooled(output, grid).cpu()))
     return [torch.cat(p) for p in parts]
 
 

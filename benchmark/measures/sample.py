@@ -48,10 +48,12 @@ class HeldOutSample:
             part = self.images.subset(index, self.images.labels[index])
             x, _ = next(batches(part, len(part), self.normalize, self.device))
             reduced: list[list[torch.Tensor]] = [[] for _ in reducers]
-            for block in model.blocks.values():
-                x = block(x)
+
+            def reduce_all(_: int, output: torch.Tensor) -> None:
                 for values, reduce in zip(reduced, reducers):
-                    values.append(reduce(x))
+                    values.append(reduce(output))
+
+            model.visit_block_outputs(x, reduce_all)
             yield reduced
 
     def __len__(self) -> int:

@@ -8,12 +8,12 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from benchmark.models.net import TransferNet
-from benchmark.models.pretrained import pretrained_state, to_our_layout
-from benchmark.models.registry import block_names, build_model, model_blocks, register
+from benchmark.models.net import ChainNet, TransferNet
+from benchmark.models.registry import (block_names, build_model, model_blocks, model_label, pretrained_state,
+                                       register, to_our_layout, weights_preprocessing)
 
-__all__ = ["TransferNet", "block_names", "build_model", "model_blocks", "pretrained_state", "register",
-           "to_our_layout"]
+__all__ = ["ChainNet", "TransferNet", "block_names", "build_model", "model_blocks", "model_label",
+           "pretrained_state", "register", "to_our_layout", "weights_preprocessing"]
 
 for _module in pkgutil.iter_modules(__path__):
     importlib.import_module(f"{__name__}.{_module.name}")

@@ -10,7 +10,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from benchmark.errors import UserError
-from benchmark.models.net import TransferNet
+from benchmark.models.net import ChainNet
 from benchmark.models.registry import register
 
 
@@ -33,7 +33,7 @@ def _lrn() -> nn.LocalResponseNorm:
     return nn.LocalResponseNorm(size=5, alpha=1e-4, beta=0.75, k=1.0)
 
 
-def caffenet(num_classes: int, dropout: float = 0.5) -> TransferNet:
+def caffenet(num_classes: int, dropout: float = 0.5) -> ChainNet:
     pool = lambda: nn.MaxPool2d(3, 2)  # noqa: E731
     blocks = {
         "conv1": nn.Sequential(_conv(3, 96, 11, stride=4), nn.ReLU(inplace=True), pool(), _lrn()),
@@ -47,11 +47,11 @@ def caffenet(num_classes: int, dropout: float = 0.5) -> TransferNet:
                              nn.Dropout(dropout)),
         "fc7": nn.Sequential(_fc(4096, 4096, 0.005, 1.0), nn.ReLU(inplace=True), nn.Dropout(dropout)),
     }
-    return TransferNet(blocks, _fc(4096, num_classes, 0.01, 0.0))
+    return ChainNet(blocks, _fc(4096, num_classes, 0.01, 0.0))
 
 
 @register("caffenet")
-def from_config(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
+def from_config(cfg: DictConfig, num_classes: int, image_size: int) -> ChainNet:
     if image_size != 227:
         raise UserError(f"model=caffenet needs 227 px inputs but the dataset gives {image_size} px; "
                         "use model=convnet8 for small images")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from omegaconf import DictConfig
 from torch import nn
 
-from benchmark.models.net import TransferNet
+from benchmark.models.net import ChainNet
 from benchmark.models.registry import register
 
 CONV_WIDTHS = (1.0, 2.5, 4.0, 4.0, 2.5)
@@ -33,7 +33,7 @@ def _fc_block(cin: int, cout: int, dropout: float, flatten: bool = False) -> nn.
 
 
 def convnet8(num_classes: int, image_size: int, width: int = 16, fc_width: int = 128,
-             batchnorm: bool = True, dropout: float = 0.5, init: str = "default") -> TransferNet:
+             batchnorm: bool = True, dropout: float = 0.5, init: str = "default") -> ChainNet:
     channels = [3] + [max(1, round(width * m)) for m in CONV_WIDTHS]
     blocks: dict[str, nn.Module] = {}
     size = image_size
@@ -42,7 +42,7 @@ def convnet8(num_classes: int, image_size: int, width: int = 16, fc_width: int =
         size = size // 2 if pool else size
     blocks["fc6"] = _fc_block(channels[-1] * size * size, fc_width, dropout, flatten=True)
     blocks["fc7"] = _fc_block(fc_width, fc_width, dropout)
-    net = TransferNet(blocks, nn.Linear(fc_width, num_classes))
+    net = ChainNet(blocks, nn.Linear(fc_width, num_classes))
     if init == "kaiming":
         net.apply(_kaiming)
     return net
@@ -56,6 +56,6 @@ def _kaiming(module: nn.Module) -> None:
 
 
 @register("convnet8")
-def from_config(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
+def from_config(cfg: DictConfig, num_classes: int, image_size: int) -> ChainNet:
     return convnet8(num_classes, image_size, width=cfg.width, fc_width=cfg.fc_width,
                     batchnorm=cfg.batchnorm, dropout=cfg.dropout, init=cfg.init)

@@ -6,39 +6,36 @@ is one module here plus one ``conf/model/<name>.yaml``.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig
 
 from benchmark.data import nominal_image_size
+from benchmark.data.preprocessing import Preprocessing
 from benchmark.errors import UserError
 from benchmark.models.net import TransferNet
+from benchmark.models.pretrained import OUR_PREFIXES, State, Weights
 
 Builder = Callable[[DictConfig, int, int], TransferNet]
-# A torchvision state-dict key -> ours (None: drop it, e.g. the classifier); a key the
-# function does not know comes back unchanged, and the caller reports it.
-Rename = Callable[[str, DictConfig], str | None]
 
 
 @dataclass(frozen=True)
 class Architecture:
     build: Builder
-    torchvision_name: str | None  # the torchvision.models name whose pretrained weights fit
-    rename: Rename | None         # None: torchvision has no such network
+    weights: Weights | None  # its pretrained weights by name (None: only files of our layout)
 
 
 _ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register(name: str, torchvision_name: str | None = None,
-             rename: Rename | None = None) -> Callable[[Builder], Builder]:
+def register(name: str, weights: Weights | None = None) -> Callable[[Builder], Builder]:
     """Decorator: ``build(cfg, num_classes, image_size)`` makes ``model=<name>``."""
     def decorate(build: Builder) -> Builder:
         if name in _ARCHITECTURES:
             raise ValueError(f"model {name!r} is registered twice")
-        _ARCHITECTURES[name] = Architecture(build, torchvision_name, rename)
+        _ARCHITECTURES[name] = Architecture(build, weights)
         return build
     return decorate
 
@@ -48,6 +45,42 @@ def architecture(name: str) -> Architecture:
         raise UserError(f"model={name} is unknown; use one of {', '.join(sorted(_ARCHITECTURES))} "
                         "(a new one is benchmark/models/<name>.py plus conf/model/<name>.yaml)")
     return _ARCHITECTURES[name]
+
+
+def model_label(cfg: DictConfig) -> str:
+    """The model's name in records and logs: ``convnet8``, or a zoo's ``timm:resnet50``."""
+    return f"{cfg.name}:{cfg.arch}" if "arch" in cfg else cfg.name
+
+
+def _weights(cfg: DictConfig) -> Weights:
+    weights = architecture(cfg.name).weights
+    if weights is None:
+        raise UserError(f"model={cfg.name} has no pretrained weights by name; give a network of this "
+                        "architecture saved by this benchmark (source.checkpoint=PATH)")
+    return weights
+
+
+def to_our_layout(cfg: DictConfig, state: Mapping[str, torch.Tensor]) -> State:
+    """``state`` in the layout of the zoo ``model=cfg.name`` comes from, renamed to ours; a state
+    dict in our layout already comes back unchanged."""
+    if all(key.startswith(OUR_PREFIXES) for key in state):
+        return dict(state)
+    if architecture(cfg.name).weights is None:
+        raise UserError(f"the state dict's keys (e.g. {next(iter(state))!r}) are not this benchmark's "
+                        f"layout (blocks.<name>.…) and no zoo has model={cfg.name}; give a network "
+                        "of this architecture saved by this benchmark")
+    return _weights(cfg).to_ours(cfg, state)
+
+
+def pretrained_state(cfg: DictConfig, name: str) -> State:
+    """The pretrained weights ``name`` of ``model=cfg.name``, in our layout (downloaded when the
+    zoo's cache lacks them; offline, one error naming the file to fetch)."""
+    return _weights(cfg).state(cfg, name)
+
+
+def weights_preprocessing(cfg: DictConfig, name: str) -> Preprocessing:
+    """The preprocessing the pretrained weights ``name`` were trained with."""
+    return _weights(cfg).preprocessing(cfg, name)
 
 
 def build_model(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:

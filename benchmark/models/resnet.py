@@ -15,7 +15,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from benchmark.errors import UserError
-from benchmark.models.net import TransferNet
+from benchmark.models.net import ChainNet
+from benchmark.models.pretrained import TorchvisionWeights
 from benchmark.models.registry import register
 
 SMALL_STEM_MAX_SIZE = 64  # stem=auto: the small (CIFAR-style) stem up to this image size
@@ -63,7 +64,7 @@ def _init(net: nn.Module) -> None:
 
 
 def resnet(block: type[nn.Module], depths: tuple[int, ...], cfg: DictConfig, num_classes: int,
-           image_size: int) -> TransferNet:
+           image_size: int) -> ChainNet:
     """A ResNet of ``block``s, ``depths[i]`` of them in stage i+1 (planes width, 2w, 4w, 8w)."""
     if cfg.granularity not in GRANULARITIES:
         raise UserError(f"model.granularity={cfg.granularity} is not one of {', '.join(GRANULARITIES)}; "
@@ -80,7 +81,7 @@ def resnet(block: type[nn.Module], depths: tuple[int, ...], cfg: DictConfig, num
         else:
             blocks |= {f"{stage}_{k}": module for k, module in enumerate(residual)}
     head = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(inplanes, num_classes))
-    net = TransferNet(blocks, head)
+    net = ChainNet(blocks, head)
     _init(net)
     return net
 
@@ -100,15 +101,15 @@ def torchvision_key(key: str, cfg: DictConfig) -> str | None:
     return f"blocks.{stage}{separator}{index}.{rest}"
 
 
-@register("resnet18", torchvision_name="resnet18", rename=torchvision_key)
-def resnet18(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
+@register("resnet18", TorchvisionWeights(lambda cfg: "resnet18", torchvision_key))
+def resnet18(cfg: DictConfig, num_classes: int, image_size: int) -> ChainNet:
     from torchvision.models.resnet import BasicBlock  # slow to import; only ResNets need it
 
     return resnet(BasicBlock, (2, 2, 2, 2), cfg, num_classes, image_size)
 
 
-@register("resnet50", torchvision_name="resnet50", rename=torchvision_key)
-def resnet50(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
+@register("resnet50", TorchvisionWeights(lambda cfg: "resnet50", torchvision_key))
+def resnet50(cfg: DictConfig, num_classes: int, image_size: int) -> ChainNet:
     from torchvision.models.resnet import Bottleneck  # slow to import; only ResNets need it
 
     return resnet(Bottleneck, (3, 4, 6, 3), cfg, num_classes, image_size)

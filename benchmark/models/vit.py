@@ -16,7 +16,8 @@ from omegaconf import DictConfig
 from torch import nn
 
 from benchmark.errors import UserError
-from benchmark.models.net import TransferNet
+from benchmark.models.net import ChainNet
+from benchmark.models.pretrained import TorchvisionWeights
 from benchmark.models.registry import register
 
 LAYER_NORM_EPS = 1e-6  # torchvision's ViT norm layer
@@ -61,7 +62,7 @@ def _check(cfg: DictConfig, image_size: int) -> None:
                         f"{cfg.num_heads} heads; make hidden_dim a multiple of num_heads")
 
 
-def _init(net: TransferNet) -> None:
+def _init(net: ChainNet) -> None:
     """torchvision's last init steps, after every module exists: a truncated normal
     patch projection and a zero classifier."""
     conv = net.blocks["embed"].conv_proj
@@ -91,9 +92,9 @@ def torchvision_key(key: str, cfg: DictConfig) -> str | None:
     return f"blocks.encoder_{int(match[1]) + 1}.{rest}"
 
 
-@register("vit", rename=torchvision_key)
-@register("vit_b16", torchvision_name="vit_b_16", rename=torchvision_key)
-def vit(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
+@register("vit", TorchvisionWeights(lambda cfg: None, torchvision_key))
+@register("vit_b16", TorchvisionWeights(lambda cfg: "vit_b_16", torchvision_key))
+def vit(cfg: DictConfig, num_classes: int, image_size: int) -> ChainNet:
     from torchvision.models.vision_transformer import EncoderBlock  # slow to import; only ViTs need it
 
     _check(cfg, image_size)
@@ -104,6 +105,6 @@ def vit(cfg: DictConfig, num_classes: int, image_size: int) -> TransferNet:
                                               cfg.attention_dropout)
     head = nn.Sequential(nn.LayerNorm(cfg.hidden_dim, eps=LAYER_NORM_EPS), ClassToken(),
                          nn.Linear(cfg.hidden_dim, num_classes))
-    net = TransferNet(blocks, head)
+    net = ChainNet(blocks, head)
     _init(net)
     return net

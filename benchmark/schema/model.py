@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional
 
 from benchmark.schema.keys import at_least, between, key, one_of, store
 
@@ -49,6 +50,22 @@ class ViT:
     attention_dropout: float = _dropout()
 
 
-SCHEMAS = {"caffenet": CaffeNet, "convnet8": ConvNet8, "resnet": ResNet, "vit": ViT}
+@dataclass
+class Zoo:
+    """model=timm and model=torchvision (benchmark/models/timm_models.py, torchvision_models.py)."""
+
+    name: str = key()
+    arch: str = key()
+    blocks: Optional[list[str]] = key()  # module names, one entry per block (a+b: several in one)
+    kwargs: dict[str, Any] = key()       # passed to the zoo's constructor (e.g. drop_path_rate)
+
+
+@dataclass
+class Timm(Zoo):
+    granularity: str = key(one_of(("coarse", "fine")))  # timm's group_matcher: stem + stages | every block
+
+
+SCHEMAS = {"caffenet": CaffeNet, "convnet8": ConvNet8, "resnet": ResNet, "vit": ViT, "timm": Timm,
+           "torchvision": Zoo}
 for _name, _schema in SCHEMAS.items():
     store("model", _name, _schema)

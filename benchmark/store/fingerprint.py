@@ -92,14 +92,16 @@ def config_fingerprint(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def base_fields(cfg: DictConfig, half: str) -> dict[str, Any]:
-    """Exactly the config that determines the base network of ``half`` (its cache key)."""
+def base_fields(cfg: DictConfig, half: str, preprocessing: dict | None = None) -> dict[str, Any]:
+    """Exactly the config that determines the base network of ``half`` (its cache key); a
+    ``preprocessing`` other than the dataset's (a pretrained source's) is part of it."""
     pick = lambda key: OmegaConf.to_container(cfg[key], resolve=True)  # noqa: E731
     target = half == cfg.target
     return {**{group: determining_view(pick(group), POLICY[group]) for group in DETERMINING_GROUPS},
             "split": pick("split"), "half": half, "seed": cfg.seed,
             "train_per_class": cfg.data.train_per_class if target else None,
-            "target_fraction": cfg.data.target_fraction if target else None}
+            "target_fraction": cfg.data.target_fraction if target else None,
+            **({"preprocessing": preprocessing} if preprocessing else {})}
 
 
 def cache_key(fields: dict[str, Any]) -> str:

@@ -85,6 +85,7 @@ class RunRecord:
     target_fraction: float | None = None
     classes_A: list[str] | None = None
     classes_B: list[str] | None = None
+    preprocessing: dict | None = None   # mean, std (and a pretrained source's input size, resize, crop)
     # the outcome
     reason: str | None = None           # why it failed
     metrics: dict[str, float] | None = None  # protocol.METRICS on the target half's held-out images
