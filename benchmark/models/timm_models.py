@@ -126,10 +126,13 @@ def timm_partition(net: nn.Module, cfg: DictConfig) -> Partition:
         return explicit_partition(net, list(cfg.blocks), classifier, how_to_fix)
     from timm.models._manipulate import group_with_matcher
 
+    if not hasattr(net, "group_matcher"):
+        raise UserError(f"timm's {cfg.arch} has no block grouping (group_matcher); {how_to_fix}")
     try:
         matcher = net.group_matcher(coarse=cfg.granularity == "coarse")
-    except (AttributeError, NotImplementedError):
-        raise UserError(f"timm's {cfg.arch} has no block grouping (group_matcher); {how_to_fix}") from None
+    except (AssertionError, NotImplementedError):  # e.g. RDNet groups only finely
+        raise UserError(f"timm's {cfg.arch} has no {cfg.granularity} block grouping; use model.granularity="
+                        f"{'fine' if cfg.granularity == 'coarse' else 'coarse'}, or {how_to_fix}") from None
     groups = list(group_with_matcher(((name, None) for name, _ in net.named_parameters()), matcher).values())
     in_head = [any(under(name, classifier) for name in group) for group in groups]
     head = covering_paths(net, [name for group, h in zip(groups, in_head) if h for name in group])

@@ -64,9 +64,9 @@ def _ancestors(name: str) -> Iterator[str]:
 def check_partition(model: nn.Module, partition: Partition, how_to_fix: str) -> None:
     """Every parameter of ``model`` in exactly one block or the head; else one error."""
     owners: dict[str, list[str]] = {}
-    named = {**partition.blocks, "head": partition.head}
+    named = [*partition.blocks.items(), ("the head", partition.head)]
     for name, _ in model.named_parameters():
-        owners[name] = [block for block, paths in named.items() if under(name, paths)]
+        owners[name] = [block for block, paths in named if under(name, paths)]
     repeated = next(((n, o) for n, o in owners.items() if len(o) > 1), None)
     if repeated:
         raise UserError(f"the parameter {repeated[0]} is in more than one block ({', '.join(repeated[1])}); "
