@@ -99,9 +99,11 @@ def block_names(cfg: DictConfig, image_size: int) -> list[str]:
     on the CPU for the few zoo models whose init reads its tensors)."""
     try:
         with torch.device("meta"):
-            return build_model(cfg, 1, image_size).block_names
+            return architecture(cfg.name).build(cfg, 1, image_size).block_names
     except UserError:
-        return build_model(cfg, 1, image_size).block_names  # a wrong setting fails here too
+        raise
+    except Exception:  # noqa: BLE001 (a wrong setting fails again below, as one UserError)
+        return build_model(cfg, 1, image_size).block_names
 
 
 def model_blocks(cfg: DictConfig) -> list[str]:

@@ -116,6 +116,7 @@ class ZooNet(TransferNet):
         super().__init__()
         self.net = net
         self._paths = {name: tuple(f"{NET}.{p}" for p in paths) for name, paths in partition.blocks.items()}
+        self.head_paths = tuple(f"{NET}.{p}" for p in partition.head)
         self._modules_of = _block_modules(net, list(partition.blocks.values()))
 
     @property
