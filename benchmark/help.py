@@ -5,11 +5,14 @@ presets with the first line of their YAML comment (conf/), and every key of the 
 config with its type and default (benchmark/schema/)."""
 from __future__ import annotations
 
+import textwrap
 import typing
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.errors import UserError
+from benchmark.models import model_blocks, model_label
 from benchmark.protocol import SERIES, TREATMENTS, run_label
 from benchmark.schema import Leaf, schema_leaves
 
@@ -38,6 +41,8 @@ def help_page(cfg: DictConfig) -> str:
         "treatments (treatment=..., the label of n=3 on target B; finetune=true adds +):",
         *_treatments(),
         "",
+        *_layers(cfg),
+        "",
         "config groups (GROUP=OPTION), from " + ", ".join(map(str, folders)) + ":",
         *(line for group in GROUPS for line in _group(folders, group)),
         "",
@@ -46,6 +51,17 @@ def help_page(cfg: DictConfig) -> str:
     ])
     # Hydra fills the template with string.Template: every other $ must be written $$
     return page.replace("$", "$$") + "\n\n$FLAGS_HELP"
+
+
+def _layers(cfg: DictConfig) -> list[str]:
+    """The chosen model's layers: what n counts (model=timm model.arch=... --help lists a zoo model's)."""
+    try:
+        blocks = model_blocks(cfg)
+    except UserError as error:
+        return [f"layers of model={model_label(cfg.model)}: cannot be listed ({error})"]
+    return [f"layers of model={model_label(cfg.model)} (n=1..{len(blocks)}; the head is never copied):",
+            *textwrap.wrap(", ".join(f"{n} {name}" for n, name in enumerate(blocks, start=1)),
+                           width=110, initial_indent="  ", subsequent_indent="  ")]
 
 
 def _treatments() -> list[str]:

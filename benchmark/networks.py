@@ -189,12 +189,21 @@ def source_state(ws: Workspace) -> Source:
     return Source(None, [], None)
 
 
+def external_source_network(ws: Workspace) -> TransferNet | None:
+    """The sweep's external source (``source.*``) as a network of the run's model; None without one."""
+    if ws.cfg.source.checkpoint is None and ws.cfg.source.weights is None:
+        return None
+    state, origin = external_state(ws.cfg.source, ws.cfg.model)
+    return source_network(ws, Source(state, [], origin))
+
+
 def source_network(ws: Workspace, source: Source) -> TransferNet | None:
     """The source as a network of the run's model (every block copied; its head is unused),
     None when the blocks are not copied from anywhere (the random control)."""
     if source.state is None:
         return None
     model = ws.new_model(ws.task(ws.cfg.target).num_classes, 0)
+    check_blocks_match(model, source.state, ws.cfg.model.name, source.origin)
     copy_blocks(model, source.state, model.num_transferable)
     return model
 

@@ -141,11 +141,15 @@ SELFFER_TUNED = series_of("selffer", True).key      # BnB+
 TRANSFER = series_of("transfer", False).key         # AnB
 TRANSFER_TUNED = series_of("transfer", True).key    # AnB+
 RANDOM_CONTROL = series_of("random", False).key     # random frozen first n blocks
+EXTERNAL_SOURCED = series_of(EXTERNAL, False).key   # XnB: from a network given by the user
+EXTERNAL_SOURCED_TUNED = series_of(EXTERNAL, True).key  # XnB+
 # the networks a base run reads out on its target half (benchmark/measures/labelled.py): its own
-# base (the cheap BnB), the other half's (the cheap AnB) and a freshly initialised network of the
-# same model (the cheap random control); and the protocol's series each cheap curve answers for
-OWN, OTHER, RANDOM_INIT = "own", "other", "random_init"
-ANSWERS_FOR = {OTHER: (TRANSFER, TRANSFER_TUNED), RANDOM_INIT: (RANDOM_CONTROL,)}
+# base (the cheap BnB), the other half's (the cheap AnB), the sweep's external source when it has
+# one (the cheap XnB: e.g. a pretrained zoo model) and a freshly initialised network of the same
+# model (the cheap random control); and the protocol's series each cheap curve answers for
+OWN, OTHER, EXTERNAL_SOURCE, RANDOM_INIT = "own", "other", "external_source", "random_init"
+ANSWERS_FOR = {OTHER: (TRANSFER, TRANSFER_TUNED), EXTERNAL_SOURCE: (EXTERNAL_SOURCED, EXTERNAL_SOURCED_TUNED),
+               RANDOM_INIT: (RANDOM_CONTROL,)}
 
 
 def other_half(half: str) -> str:

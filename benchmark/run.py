@@ -15,13 +15,13 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.errors import RunDiverged
 from benchmark.measures import (BASE_VS_BASE, VS_SOURCE, enabled_measures, take_measures,
                                 unmeasured)
-from benchmark.measures.labelled import read_out
+from benchmark.measures.labelled import ReadoutMeasure, read_out
 from benchmark.models import TransferNet, model_blocks, model_label
 from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_base_network,
-                                source_network, target_network)
+                                external_source_network, source_network, target_network)
 from benchmark.preflight import check_config
-from benchmark.protocol import (BASE_TREATMENT, OTHER, OWN, check_layer, layer_name, other_half, run_label,
-                                source_half, treatment_named)
+from benchmark.protocol import (BASE_TREATMENT, EXTERNAL_SOURCE, OTHER, OWN, check_layer, layer_name, other_half,
+                                run_label, source_half, treatment_named)
 from benchmark.store.base_cache import CachedBase
 from benchmark.store.checkpoints import Checkpoint
 from benchmark.store.fingerprint import config_fingerprint
@@ -128,7 +128,9 @@ def _base_measures(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]) 
     measures = enabled_measures(ws.cfg.analysis)
     other = _other_base(ws, warmed) if measures and ws.split.A and ws.split.B else None
     entries = unmeasured() if other is None else _measured(ws, BASE_VS_BASE, base.model, other.model)
-    networks = {OWN: base.model, **({} if other is None else {OTHER: other.model})}
+    external = external_source_network(ws) if any(isinstance(m, ReadoutMeasure) for m, _ in measures) else None
+    networks = {OWN: base.model, **({} if other is None else {OTHER: other.model}),
+                **({} if external is None else {EXTERNAL_SOURCE: external})}
     entries.update(read_out(measures, ws.task(ws.cfg.target), ws.cfg.seed, ws.normalize, ws.device, networks,
                             ws.new_model))
     return entries

@@ -98,8 +98,8 @@ def _warn_contradictions(weights: Preprocessing, dataset: LabelledImages) -> Non
 def read_checkpoint(path: Path) -> State:
     """A state dict from a weights file, in whichever of the accepted forms it is."""
     if not path.is_file():
-        raise UserError(f"the weights file {path} does not exist; give the path of a weights file "
-                        "(e.g. a base network's model.pt, named in its run's result.json)")
+        raise UserError(f"the weights file {path} (source.checkpoint or source.weights) does not exist; give "
+                        "the path of a weights file (e.g. a base network's model.pt, named in its run's result.json)")
     data = path.read_bytes()
     if path.suffix == ".safetensors":
         return _safetensors(data, path)

@@ -40,7 +40,7 @@ def test_transfer_run_writes_a_complete_result(tmp_path):
     (["treatment=transfer", "n=2", "source.weights=IMAGENET1K_V1"],
      "copies from a base network trained here, not from it; use treatment=external"),
     (["treatment=external", "n=2", "source.checkpoint=/nonexistent.pt"],
-     "source.checkpoint=/nonexistent.pt does not exist"),
+     "/nonexistent.pt (source.checkpoint or source.weights) does not exist"),
     (["treatment=selffer", "n=0"], "copies no layers"),
     (["treatment=base", "n=3"], "treatment=base copies no layers"),
     (["treatment=random", "n=2", "finetune=true"], "keeps its n random layers frozen"),

@@ -17,6 +17,7 @@ from benchmark.models import block_names, build_model, model_blocks
 from benchmark.models.net import under
 from benchmark.models.timm_models import classifier_paths
 from benchmark.networks import Workspace
+from benchmark.protocol import EXTERNAL_SOURCE, OWN
 from benchmark.run import execute
 from benchmark.sources import external_state, run_preprocessing
 from conftest import run_cli
@@ -108,7 +109,10 @@ def test_the_weights_preprocessing_reaches_the_pipeline_and_the_record(smoke_cfg
     record = execute(cfg, tmp_path / "XnB2")
     assert record["status"] == "ok" and record["model"] == "timm:test_resnet"
     assert record["preprocessing"]["mean"] == [0.1, 0.2, 0.3] and record["preprocessing"]["input_size"] == 24
-    base = execute(smoke_cfg(*TIMM_RESNET, f"source.weights={weights}"), tmp_path / "baseB")
+    base = execute(smoke_cfg(*TIMM_RESNET, f"source.weights={weights}", "analysis.measures=[linear_probe]"),
+                   tmp_path / "baseB")
+    probe = base["linear_probe"]  # the cheap XnB: the pretrained source read out block by block
+    assert len(probe[EXTERNAL_SOURCE]) == len(probe[OWN]) == 5 and all(0 <= v <= 1 for v in probe[EXTERNAL_SOURCE])
     plain = execute(smoke_cfg(*TIMM_RESNET), tmp_path / "plain")  # no source: the dataset's, another base
     assert base["preprocessing"]["mean"] == [0.1, 0.2, 0.3] and plain["preprocessing"]["origin"] == "dataset"
     assert base["network_file"] != plain["network_file"]

@@ -27,8 +27,8 @@ from scipy import stats
 from benchmark.analysis.curve import is_usable, lookup, role_table, unit
 from benchmark.analysis.figure import RC
 from benchmark.analysis.stats import ci_half_width, describe
-from benchmark.protocol import (ANSWERS_FOR, BASE, OTHER, OWN, RANDOM_CONTROL, RANDOM_INIT, SERIES_BY_KEY,
-                                TRANSFER, TREATMENTS)
+from benchmark.protocol import (ANSWERS_FOR, BASE, EXTERNAL_SOURCE, EXTERNAL_SOURCED, OTHER, OWN, RANDOM_CONTROL,
+                                RANDOM_INIT, SERIES_BY_KEY, TRANSFER, TREATMENTS)
 from benchmark.store.atomic import atomic_write
 from benchmark.store.record import RunRecord
 
@@ -169,7 +169,7 @@ def _first_below(curve: Curve, threshold: float) -> int | None:
 
 
 COLUMNS = ((OWN, "own base (cheap BnB)"), (OTHER, "other half's base (cheap AnB)"),
-           (RANDOM_INIT, "random init (cheap RnB)"))
+           (EXTERNAL_SOURCE, "external source (cheap XnB)"), (RANDOM_INIT, "random init (cheap RnB)"))
 
 
 def markdown(name: str, entry: dict) -> str:
@@ -178,7 +178,9 @@ def markdown(name: str, entry: dict) -> str:
     cheap, protocol = entry["cheap_generality"], entry["protocol_generality"]
     columns = [(f"{label}", entry.get(role, {})) for role, label in COLUMNS]
     columns += [(f"cheap {role} ({entry['comparison']})", cheap.get(role, {})) for role in ANSWERS_FOR]
-    columns += [(f"{series} / baseB", protocol[series]) for series in (TRANSFER, RANDOM_CONTROL) if series in protocol]
+    columns += [(f"{series} / baseB", protocol[series]) for series in (TRANSFER, EXTERNAL_SOURCED, RANDOM_CONTROL)
+                if series in protocol]
+    columns = [(title, values) for title, values in columns if values]  # roles this sweep has
     lines = [f"## {name} (pool {entry['settings']['pool']}, {entry['settings']['train_images']} training and "
              f"{entry['settings']['images']} held-out images)", "",
              "| n | " + " | ".join(title for title, _ in columns) + " |",
@@ -223,7 +225,8 @@ def plot(name: str, entry: dict, blocks: dict[str, str], stem: Path) -> tuple[Pa
         fig = Figure(figsize=(11.0, 4.4), layout="constrained")
         FigureCanvasAgg(fig)
         raw, general = fig.subplots(1, 2)
-        colors = {OWN: "black", OTHER: SERIES_BY_KEY[TRANSFER].color, RANDOM_INIT: SERIES_BY_KEY[RANDOM_CONTROL].color}
+        colors = {OWN: "black", OTHER: SERIES_BY_KEY[TRANSFER].color, RANDOM_INIT: SERIES_BY_KEY[RANDOM_CONTROL].color,
+                  EXTERNAL_SOURCE: SERIES_BY_KEY[EXTERNAL_SOURCED].color}
         for role, label in COLUMNS:
             if entry.get(role):
                 _draw_curve(raw, entry[role], colors[role], label)
