@@ -225,7 +225,8 @@ def test_metric_choice(tmp_path):
 
 def _evaluated(last: float, epochs: int) -> list[dict]:
     """A held-out top-1 curve rising by a point an epoch to ``last``, every epoch evaluated."""
-    return [{"epoch": e, "train_loss": 1.0, "val_top1": last - 0.01 * (epochs - e)} for e in range(1, epochs + 1)]
+    return [{"epoch": e, "train_loss": 1.0, "val_top1": last - 0.01 * (epochs - e)}
+            for e in range(1, epochs + 1)]
 
 
 def test_the_papers_score_is_the_mean_of_the_10_best_evaluations(tmp_path, capsys):

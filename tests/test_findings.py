@@ -160,9 +160,9 @@ def test_finding_5_across_a_random_and_a_dissimilar_sweep(tmp_path):
     assert "split.name=random" in text and "split.name=family" in text  # legend: what differs
     assert text.split("## Finding 5 across the sweeps")[1].count(f"| {HOLDS} |") == 1
     assert paths["png"].read_bytes().startswith(b"\x89PNG")
+    noisy = with_changes(AnB=lambda n, s: paper("AnB", n, s) - (2.0 + noise(s, 0, 12.0) if n >= 5 else 0.0))
     across = {"same": (paper, f"| {CONTRADICTED} |"),  # falls as much: not more by 2 points
-              "noisy": (with_changes(AnB=lambda n, s: paper("AnB", n, s) - (2.0 + noise(s, 0, 12.0) if n >= 5
-                                                                            else 0.0)), f"| {INCONCLUSIVE} (about")}
+              "noisy": (noisy, f"| {INCONCLUSIVE} (about")}
     for name, (curve, verdict) in across.items():
         other = make_sweep(tmp_path / name, curve, split="family")
         again = compare_sweeps([random, other], tmp_path / f"out-{name}", findings=findings)

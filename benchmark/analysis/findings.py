@@ -5,14 +5,12 @@ base networks), so every per-layer comparison is a t-test on the per-unit differ
 in points (percentage points of the metric). Each finding names its layers as fractions
 of the depth L (``analysis.findings.*`` in conf/config.yaml), so they scale with the model.
 
-Each finding is a set of one-sided tests ("rows": a layer, or a statistic over layers) of
-the finding, and of its opposite beyond the finding's margin. Its verdict
-(benchmark/protocol.py): ``holds`` when its tests reject; ``contradicted`` when the tests of
-its opposite reject; ``inconclusive`` when neither, with the seeds that would decide it
-if the observed means and spreads are the truth (80% power). A claim about every layer
-holds when each layer's test rejects (an intersection-union test, no multiplicity
-correction) and is contradicted when the opposite is shown at some layer (Holm across
-the layers' tests); a claim about some layer the other way round.
+Each finding is a set of one-sided tests of the finding, and of its opposite beyond the
+finding's margin; its verdict (benchmark/protocol.py): ``holds`` when its tests reject,
+``contradicted`` when the tests of its opposite reject, ``inconclusive`` when neither, with
+the seeds that would decide it if the observed means and spreads are the truth (80% power);
+benchmark/analysis/verdict.py says how. A claim about every layer needs no multiplicity
+correction (an intersection-union test); a claim about some layer is Holm-corrected.
 
 1. AnB near baseB in the first layers, falling as n grows. Near: at every first layer a
    non-inferiority test (AnB - baseB > -near_points; opposite: AnB - baseB < -near_points).
@@ -38,25 +36,26 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from benchmark.analysis.curve import Table, is_usable, lookup, role_table
 from benchmark.analysis.findings_table import format_interval, format_p
-from benchmark.analysis.stats import describe, holm, one_sample_p, slope, units_needed, welch_test
+from benchmark.analysis.stats import describe, holm, slope
+from benchmark.analysis.verdict import (GREATER, LESS, Bound, Row, finding_p, one_sample_row, verdict,
+                                         welch_row)
 from benchmark.errors import UserError
-from benchmark.protocol import (ACCURACIES, BASE, BASES, CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_ENOUGH_RUNS,
-                                RANDOM_CONTROL, SELFFER, SELFFER_TUNED, SERIES_BY_KEY, TRANSFER,
-                                TRANSFER_TUNED, TREATMENTS, run_label)
+from benchmark.protocol import (ACCURACIES, BASE, BASES, NOT_ENOUGH_RUNS, RANDOM_CONTROL, SELFFER,
+                                SELFFER_TUNED, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED, TREATMENTS,
+                                run_label)
 from benchmark.schema import type_error, validate
 from benchmark.schema.analysis import FindingsSettings
 from benchmark.schema.split import RANDOM_SPLIT
 from benchmark.store.record import RunRecord
 
 MIN_PAIRS = 2  # the fewest paired units a t-test (and its interval) is defined for
-GREATER, LESS = "greater", "less"
 
 
 def findings_settings(config: Mapping) -> FindingsSettings:
@@ -130,101 +129,6 @@ def _one_seed_note(results: list[RunRecord]) -> str:
 
 
 @dataclass(frozen=True)
-class Bound:
-    """A one-sided test of a row's mean: above ``value`` (GREATER) or below it (LESS)."""
-
-    value: float
-    side: str
-
-    def offset(self, mean: float) -> float:
-        """How far ``mean`` lies beyond the bound, on the side the test looks for."""
-        return mean - self.value if self.side == GREATER else self.value - mean
-
-
-@dataclass
-class Row:
-    """One test of a finding: its estimate (``point``: mean, ci95, count), one unit's spread,
-    the bounds whose tests all show the finding (``claim``) and those any of which shows its
-    opposite (``opposite``), and ``test``: the p-value of a bound's test."""
-
-    name: str
-    point: dict
-    spread: float | None
-    claim: list[Bound]
-    opposite: list[Bound]
-    test: Callable[[Bound], float | None]
-    p: float | None = field(init=False)
-    p_opposite: list[float | None] = field(init=False)
-
-    def __post_init__(self) -> None:
-        claim = [self.test(b) for b in self.claim]
-        self.p = None if None in claim else max(claim)
-        self.p_opposite = [self.test(b) for b in self.opposite]
-
-    @property
-    def mean(self) -> float | None:
-        return self.point.get("mean")
-
-    def text(self) -> str:
-        p_opposite = min((p for p in self.p_opposite if p is not None), default=None)
-        return (f"{self.name}: {format_interval(self.mean, self.point.get('ci95'))}, p={format_p(self.p)}, "
-                f"opposite p={format_p(p_opposite)}")
-
-
-def _one_sample_row(name: str, values: list[float], claim: list[Bound], opposite: list[Bound]) -> Row:
-    """A row of per-unit values (differences, slopes) tested by one-sample t-tests."""
-    point = describe(values)
-    return Row(name, point, point["std"], claim, opposite,
-               lambda b: one_sample_p(values, b.value, b.side))
-
-
-def _welch_row(name: str, a: list[float], b: list[float], claim: list[Bound], opposite: list[Bound]) -> Row:
-    """A row comparing two unpaired groups (mean(a) - mean(b)), tested by Welch's t-tests; one
-    unit's spread is that of a unit of each group (units counted per group)."""
-    spreads = [describe(group)["std"] for group in (a, b)]
-    spread = None if None in spreads else math.hypot(*spreads)
-    return Row(name, welch_test(a, b), spread, claim, opposite,
-               lambda bound: welch_test(a, b, bound.side, bound.value)["p"])
-
-
-def _every_rejects(pvalues: list[float | None], alpha: float) -> bool:
-    return bool(pvalues) and all(p is not None and p < alpha for p in pvalues)
-
-
-def _some_rejects(pvalues: list[float | None], alpha: float) -> bool:
-    return any(p is not None and p < alpha for p in holm(pvalues))
-
-
-def _verdict(rows: list[Row], every: bool, alpha: float) -> tuple[str, dict | None]:
-    """A finding's verdict from its rows, and for ``inconclusive`` the decision the observed
-    means and spreads point to: ``{"seeds": units a decision needs, "towards": verdict}``
-    (None when no number of seeds would decide at the observed means). ``every``: the finding
-    claims every row (contradicted at some row); otherwise some row (contradicted at every)."""
-    claim = [p for r in rows for p in ([r.p] if every else [r.test(b) for b in r.claim])]
-    opposite = [p for r in rows for p in r.p_opposite]
-    holds, contradicted = ((_every_rejects(claim, alpha), _some_rejects(opposite, alpha)) if every
-                           else (_some_rejects(claim, alpha), _every_rejects(opposite, alpha)))
-    if holds or contradicted:
-        return (HOLDS if holds else CONTRADICTED), None
-    decisions = [(seeds, towards) for seeds, towards in (
-        (_seeds(rows, "claim", every, alpha), HOLDS), (_seeds(rows, "opposite", not every, alpha), CONTRADICTED))
-        if seeds is not None]
-    seeds, towards = min(decisions, default=(None, None))
-    return INCONCLUSIVE, seeds and {"seeds": seeds, "towards": towards}
-
-
-def _seeds(rows: list[Row], bounds: str, every: bool, alpha: float) -> int | None:
-    """Units for the ``bounds`` ("claim" or "opposite") of the rows to reject: each of them
-    (``every``), or the first of them, at Holm's first level (alpha / their number)."""
-    tests = [(r, b) for r in rows for b in getattr(r, bounds) if r.mean is not None]
-    level = alpha if every else alpha / max(len(tests), 1)
-    needed = [units_needed(b.offset(r.mean), r.spread, level) for r, b in tests]
-    if every:
-        return None if not needed or None in needed else max(needed)
-    return min((n for n in needed if n is not None), default=None)
-
-
-@dataclass(frozen=True)
 class _Context:
     table: Table
     scale: float
@@ -246,7 +150,7 @@ class _Context:
             if len(diffs) < MIN_PAIRS:
                 missing.append(_missing(role, reference, n, len(diffs)))
             if diffs:
-                rows.append(_one_sample_row(f"n={n}", diffs, claim, opposite))
+                rows.append(one_sample_row(f"n={n}", diffs, claim, opposite))
         return rows, missing
 
 
@@ -263,21 +167,13 @@ def _missing(role: str, reference: str, n: int, pairs: int) -> str:
 def _finding(number: int, statement: str, layers: list[int], test: str, shown: Row | None,
              rows: list[Row], every: bool, c: _Context, detail: str, missing: list[str]) -> dict:
     """The finding's record; ``shown``: the row whose estimate stands for it (its p: the finding's)."""
-    result, decision = _verdict(rows, every, c.s.alpha)
+    result, decision = verdict(rows, every, c.s.alpha)
     point = shown.point if shown else {}
-    p = _finding_p(rows, every) if shown else None
+    p = finding_p(rows, every) if shown else None
     return {"id": number, "statement": statement, "layers": layers, "test": test,
             "estimate": point.get("mean"), "ci95": point.get("ci95"), "p": p,
             "verdict": NOT_ENOUGH_RUNS if missing else result,
             "decision": None if missing else decision, "detail": detail, "missing": missing}
-
-
-def _finding_p(rows: list[Row], every: bool) -> float | None:
-    """The p-value of the finding's claim: its worst row's (every row) or its best Holm-adjusted
-    one (some row)."""
-    if every:
-        return None if any(r.p is None for r in rows) else max((r.p for r in rows), default=None)
-    return min((p for p in holm([r.p for r in rows]) if p is not None), default=None)
 
 
 def _rows_text(rows: list[Row]) -> str:
@@ -294,14 +190,15 @@ def _worst(rows: list[Row], key: Callable[[Row], float]) -> Row | None:
 
 def _finding1(c: _Context, ranges: dict[str, list[int]]) -> dict:
     near = c.s.near_points
-    rows, missing = c.per_layer(TRANSFER, BASE, ranges["first"], [Bound(-near, GREATER)], [Bound(-near, LESS)])
+    rows, missing = c.per_layer(TRANSFER, BASE, ranges["first"], [Bound(-near, GREATER)],
+                                [Bound(-near, LESS)])
     layers = [n for n in ranges["all"] if n in c.ran]
     slopes = _unit_slopes(c, layers)
     if len(slopes) < MIN_PAIRS:
         missing.append(f"AnB at 3 or more layers with baseB for {MIN_PAIRS} or more seeds "
                        f"({len(slopes)} now)")
     span = max(layers, default=0) - min(layers, default=0)
-    trend = _one_sample_row("slope", slopes, [Bound(0.0, LESS)], [Bound(-near / (span or 1), GREATER)])
+    trend = one_sample_row("slope", slopes, [Bound(0.0, LESS)], [Bound(-near / (span or 1), GREATER)])
     detail = (f"AnB - baseB at the first layers (non-inferiority to -{near:g} points): {_rows_text(rows)}. "
               f"Slope of AnB - baseB over n per seed (n={len(slopes)}; opposite: a fall over "
               f"n={min(layers, default=0)}..{max(layers, default=0)} under {near:g} points), points per layer: "
@@ -310,6 +207,8 @@ def _finding1(c: _Context, ranges: dict[str, list[int]]) -> dict:
     return _finding(1, "AnB stays near baseB in the first layers and falls as n grows", ranges["all"],
                     "per-seed slope of AnB - baseB over n, t-test < 0; non-inferiority at the first layers",
                     shown, rows + ([trend] if slopes else []), True, c, detail, missing)
+
+
 def _unit_slopes(c: _Context, layers: list[int]) -> list[float]:
     """Per unit, the least-squares slope of AnB - baseB (points) over the layers it has."""
     by_unit: dict[tuple, list[tuple[int, float]]] = {}
@@ -365,7 +264,7 @@ def _finding5(results: list[RunRecord], metric: str, c: _Context, ranges: dict[s
         missing.append("run both splits (e.g. split=random and split=family) and compare them: "
                        "python -m benchmark.analysis DIR_RANDOM DIR_FAMILY")
     m = c.s.same_points
-    rows = [_welch_row("dissimilar - random", drops["dissimilar"], drops[RANDOM_SPLIT],
+    rows = [welch_row("dissimilar - random", drops["dissimilar"], drops[RANDOM_SPLIT],
                        [Bound(0.0, GREATER)], [Bound(m, LESS)])] if all(drops.values()) else []
     detail = (f"baseB - AnB averaged over n={', '.join(map(str, top))}: dissimilar "
               f"{_interval(describe(drops['dissimilar']))}, random {_interval(describe(drops[RANDOM_SPLIT]))} "
