@@ -21,9 +21,9 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 from benchmark.config import compose_config
 from benchmark.errors import UserError
 from benchmark.measures import check_measures
-from benchmark.protocol import check_point
+from benchmark.protocol import HIGHEST, MEAN_HIGHEST, check_point
 from benchmark.schema import type_error, validate
-from benchmark.train import check_device
+from benchmark.train import check_device, evaluated_after
 
 E = TypeVar("E", bound=BaseException)
 
@@ -112,12 +112,24 @@ def check_overrides(overrides: Sequence[str], multirun: bool, config_dirs: Seque
     check_output_dir(output_dir)
 
 
+def check_score(cfg: DictConfig) -> None:
+    """``analysis.metric=mean_highest`` scores a network by its HIGHEST best evaluations: the
+    training recipe must evaluate the held-out images that often."""
+    evaluated = sum(evaluated_after(epoch, cfg.train) for epoch in range(1, cfg.train.epochs + 1))
+    if cfg.analysis.metric == MEAN_HIGHEST and evaluated < HIGHEST:
+        raise UserError(f"analysis.metric={MEAN_HIGHEST} is the mean of a network's {HIGHEST} best "
+                        f"held-out evaluations, and train.epochs={cfg.train.epochs} with "
+                        f"train.eval_every={cfg.train.eval_every} evaluates {evaluated} times; set "
+                        f"train.eval_every=1 and train.epochs={HIGHEST} or more, or another analysis.metric")
+
+
 def check_config(cfg: DictConfig, single_run: bool = True) -> None:
     """Every value against its key's rules (benchmark/schema/) and, for a single run, the
     protocol's rules for the point and the device's presence (a sweep's points are checked
     by its sweeper, the device by each job on the machine that runs it)."""
     validate(cfg)
     check_measures(cfg.analysis.measures)
+    check_score(cfg)
     if "hydra" in cfg:  # composed on the command line: the launcher's settings too
         validate(cfg.hydra.launcher, "hydra.launcher.")
     if single_run:

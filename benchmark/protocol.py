@@ -1,10 +1,10 @@
 """The protocol's vocabulary, defined once: treatments with their behaviour, series, the roles
-the analysis compares, run labels, valid points, and how each series is drawn (figure style)
-and printed (table header).
+the analysis compares, run labels, valid points, how each series is drawn (figure style)
+and printed (table header), the metrics a network is scored by and the findings' verdicts.
 
 Everything else (the run, the sweeper, ``--help``, the aggregation, the findings, the figure,
-the table) derives what it needs from here; no treatment or series name is written anywhere
-else (tests/test_protocol.py reads the code for it). Adding a treatment is its entry in
+the table) derives what it needs from here; no treatment, series or verdict name is written
+anywhere else (tests/test_protocol.py reads the code for it). Adding a treatment is its entry in
 ``TREATMENTS``, its series in ``SERIES``, and, when its target network is built otherwise than
 by copying the first n blocks, its builder (``benchmark.networks.TARGET_BUILDERS``).
 """
@@ -18,7 +18,12 @@ from omegaconf import DictConfig
 from benchmark.errors import UserError
 
 HALVES = ("A", "B")
-METRICS = ("top1", "top5", "loss", "top1_best")  # what a finished run reports on its held-out images
+RUN_METRICS = ("top1", "top5", "loss", "top1_best")  # what a finished run reports on its held-out images
+# Yosinski et al.'s own score of a network: the mean of its HIGHEST best held-out top-1 evaluations
+# (``mean_highest`` in the authors' plotting notebook); the analysis reads it off a run's history
+MEAN_HIGHEST, HIGHEST = "mean_highest", 10
+METRICS = (*RUN_METRICS, MEAN_HIGHEST)  # what the analysis can score a network by (analysis.metric)
+ACCURACIES = ("top1", "top5", "top1_best", MEAN_HIGHEST)  # fractions of images right: read in points
 EVERY_LAYER = "all"  # n=all in a sweep: every layer 1..L of the chosen model
 LAYER_RULE = (f"is not a layer; use an integer n >= 0 (the number of copied layers), or "
               f"n={EVERY_LAYER} in a sweep")
@@ -150,6 +155,14 @@ EXTERNAL_SOURCED_TUNED = series_of(EXTERNAL, True).key  # XnB+
 OWN, OTHER, EXTERNAL_SOURCE, RANDOM_INIT = "own", "other", "external_source", "random_init"
 ANSWERS_FOR = {OTHER: (TRANSFER, TRANSFER_TUNED), EXTERNAL_SOURCE: (EXTERNAL_SOURCED, EXTERNAL_SOURCED_TUNED),
                RANDOM_INIT: (RANDOM_CONTROL,)}
+
+
+# The verdicts of a finding tested on a sweep (benchmark/analysis/findings.py): its test rejects
+# (holds), the test of its opposite beyond the finding's margin rejects (contradicted), or neither
+# (inconclusive, with the seeds a decision would need); NOT_ENOUGH_RUNS: a test lacks runs to pair
+HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
+VERDICTS = (HOLDS, CONTRADICTED, INCONCLUSIVE)
+NOT_ENOUGH_RUNS = "not enough runs"
 
 
 def other_half(half: str) -> str:

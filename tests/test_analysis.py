@@ -223,6 +223,37 @@ def test_metric_choice(tmp_path):
         aggregate(tmp_path, reference="nope")
 
 
+def _evaluated(last: float, epochs: int) -> list[dict]:
+    """A held-out top-1 curve rising by a point an epoch to ``last``, every epoch evaluated."""
+    return [{"epoch": e, "train_loss": 1.0, "val_top1": last - 0.01 * (epochs - e)}
+            for e in range(1, epochs + 1)]
+
+
+def test_the_papers_score_is_the_mean_of_the_10_best_evaluations(tmp_path, capsys):
+    """analysis.metric=mean_highest: Yosinski et al.'s score, read off each run's history; a run
+    evaluated fewer than 10 times is not scored, and says why."""
+    for seed in SEEDS:
+        write(tmp_path, f"b{seed}", result("baseB", "base", 0, False, "B", seed, 0.7)
+              | {"history": _evaluated(0.70 + 0.01 * seed, 12)})
+        write(tmp_path, f"a{seed}", result("AnB1", "transfer", 1, False, "B", seed, 0.6)
+              | {"history": _evaluated(0.60, 12 if seed else 4)})
+    summary = aggregate(tmp_path, metric="mean_highest").summary
+    assert summary["base"]["mean"] == pytest.approx(0.71 - 0.045)  # 10 best of a 1-point-an-epoch rise
+    assert summary["series"]["AnB"]["1"]["count"] == 2
+    failed, = summary["failed"]
+    assert "4 held-out evaluations" in failed["reason"] and "train.eval_every=1" in failed["reason"]
+    assert [f["estimate"] for f in summary["findings"]["findings"]][0] is None  # one layer: no slope
+    for seed in SEEDS:
+        write(tmp_path / "short", f"b{seed}", result("baseB", "base", 0, False, "B", seed, 0.7)
+              | {"history": _evaluated(0.7, 9)})
+    with pytest.raises(SystemExit):
+        main([str(tmp_path / "short"), "--metric", "mean_highest"])
+    assert capsys.readouterr().err.strip() == (
+        "error: no run can be scored by metric mean_highest: baseB seed 0 has 9 held-out evaluations in "
+        "its history, and mean_highest is the mean of the 10 best: train with train.eval_every=1 and 10 "
+        "or more epochs")
+
+
 def test_reference_is_consistent_with_paper():
     ref = load_reference("yosinski2014")
     assert "README" in ref["source"]

@@ -6,8 +6,8 @@ import pytest
 
 from benchmark.analysis import aggregate
 from benchmark.errors import UserError
-from benchmark.protocol import (BASE, SERIES, TREATMENTS, check_layer, combination_problem,
-                                every_layer, run_label, series_of)
+from benchmark.protocol import (BASE, NOT_ENOUGH_RUNS, SERIES, TREATMENTS, VERDICTS, check_layer,
+                                combination_problem, every_layer, run_label, series_of)
 from conftest import run_cli
 
 
@@ -88,15 +88,16 @@ def test_resnet18_sweep_over_every_layer_ends_in_its_curve(tmp_path):
     assert "layer4" in (sweep / "table.tex").read_text()
 
 
-def test_no_treatment_or_series_name_is_written_outside_the_protocol():
-    """Every module derives treatments and series from benchmark/protocol.py. Exempt: keys of
-    result and summary fields (``summary["base"]``), the seed tags of derive_seed (which must
-    never change), and the split named random (benchmark/schema/split.py), a homonym."""
+def test_no_treatment_series_or_verdict_name_is_written_outside_the_protocol():
+    """Every module derives treatments, series and the findings' verdicts from
+    benchmark/protocol.py. Exempt: keys of result and summary fields (``summary["base"]``), the
+    seed tags of derive_seed (which must never change), and the split named random
+    (benchmark/schema/split.py), a homonym."""
     import ast
 
     from conftest import REPO
 
-    names = set(TREATMENTS) | {s.key for s in SERIES}
+    names = set(TREATMENTS) | {s.key for s in SERIES} | set(VERDICTS) | {NOT_ENOUGH_RUNS}
     homes = {REPO / "benchmark" / "protocol.py", REPO / "benchmark" / "schema" / "split.py"}
     written = []
     for path in sorted((REPO / "benchmark").rglob("*.py")) + sorted((REPO / "hydra_plugins").rglob("*.py")):

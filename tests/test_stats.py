@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark.analysis.stats import holm, one_sample_p, paired, slope, welch_test
+from benchmark.analysis.stats import holm, one_sample_p, paired, slope, units_needed, welch_test
 
 A = [0.712, 0.698, 0.731, 0.705, 0.722]
 B = [0.701, 0.690, 0.711, 0.700, 0.709]
@@ -44,6 +44,8 @@ def test_welch_test_is_scipy_with_its_interval():
     assert welch_test(A, B[:4], "greater")["p"] == pytest.approx(
         stats.ttest_ind(A, B[:4], equal_var=False, alternative="greater").pvalue)
     assert result["count"] == [5, 4]
+    shifted = stats.ttest_ind(np.subtract(A, 0.01), B[:4], equal_var=False, alternative="less").pvalue
+    assert welch_test(A, B[:4], "less", shift=0.01)["p"] == pytest.approx(shifted)
 
 
 def test_holm_by_hand():
@@ -58,3 +60,20 @@ def test_holm_by_hand():
 def test_slope_is_least_squares():
     xs, ys = [1, 2, 3, 4, 5], [0.1, -0.8, -2.9, -4.2, -6.5]
     assert slope(xs, ys) == pytest.approx(np.polyfit(xs, ys, 1)[0])
+
+
+def _power(effect: float, units: int, alpha: float = 0.05) -> float:
+    """Power of the one-sided one-sample t-test (noncentral t) at a standardised effect."""
+    df = units - 1
+    return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, effect * np.sqrt(units)))
+
+
+@pytest.mark.parametrize("offset, spread, units", [(1.0, 1.0, 8), (0.5, 1.0, 27), (3.0, 2.0, 5)])
+def test_units_needed_reach_80_percent_power_and_one_fewer_does_not(offset, spread, units):
+    assert units_needed(offset, spread, 0.05) == units  # 8 and 27: G*Power's one-sided d = 1, 0.5
+    assert _power(offset / spread, units) >= 0.8 > _power(offset / spread, units - 1)
+
+
+def test_no_number_of_units_shows_a_mean_on_the_wrong_side_of_its_bound():
+    assert units_needed(-0.5, 1.0, 0.05) is None and units_needed(0.0, 1.0, 0.05) is None
+    assert units_needed(1.0, None, 0.05) is None and units_needed(1e-3, 1.0, 0.05) is None  # over 1000

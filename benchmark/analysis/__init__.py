@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.analysis.collect import Collection, collect
 from benchmark.analysis.compare import Sweep, compare, sweep_labels
 from benchmark.analysis.cost import sweep_cost
-from benchmark.analysis.curve import build_summary, curve_rows, pooled_settings
+from benchmark.analysis.curve import build_summary, curve_rows, is_usable, pooled_settings, unscored_reason
 from benchmark.analysis.export import write_json, write_results_csv, write_text
 from benchmark.analysis.figure import plot_generality
 from benchmark.analysis.findings import findings_settings, test_findings
@@ -30,6 +30,7 @@ from benchmark.analysis.table import write_table
 from benchmark.errors import UserError
 from benchmark.measures import MEASURES, check_measures
 from benchmark.measures.later import complete
+from benchmark.protocol import MEAN_HIGHEST
 from benchmark.schema import validate
 
 __all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "compare_sweeps", "curve_rows",
@@ -147,6 +148,11 @@ def _check_usable(sweep: Path, collection: Collection, metric: str) -> None:
         first = collection.problems[0]
         raise AnalysisError(f"none of the {len(collection.problems)} result.json files under {sweep} "
                             f"is readable (e.g. {first['path']}: {first['error']}); re-run those runs")
-    available = {m for r in collection.results if r.ok for m in (r.metrics or {})}
-    if available and metric not in available:
-        raise AnalysisError(f"metric {metric!r} is in no result; choose one of: {', '.join(sorted(available))}")
+    ok = [r for r in collection.results if r.ok]
+    available = {m for r in ok for m in (r.metrics or {})}
+    if available and metric not in available | {MEAN_HIGHEST}:
+        raise AnalysisError(f"metric {metric!r} is in no result; choose one of: "
+                            f"{', '.join(sorted(available | {MEAN_HIGHEST}))}")
+    if metric == MEAN_HIGHEST and ok and not any(is_usable(r, metric) for r in ok):
+        raise AnalysisError(f"no run can be scored by metric {metric}: {ok[0].label} seed {ok[0].seed} has "
+                            f"{unscored_reason(ok[0], metric)}")

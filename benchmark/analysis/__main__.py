@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from benchmark.analysis import (Report, aggregate, compare_sweeps, default_analysis, findings_text,
                                 pooled_settings)
 from benchmark.errors import UserError, exit_with
+from benchmark.protocol import HIGHEST, MEAN_HIGHEST, METRICS
 from benchmark.reference import available
 
 
@@ -40,7 +41,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir",
                         help="directory searched recursively for result.json; several: compare them")
     parser.add_argument("--reference", help=f"overlay published numbers: {', '.join(available())}")
-    parser.add_argument("--metric", default="top1", help="final metric to aggregate (default: top1)")
+    parser.add_argument("--metric", default="top1",
+                        help=f"what each network is scored by: {', '.join(METRICS)} (default: top1); "
+                             f"{MEAN_HIGHEST}: the paper's rule, the mean of its {HIGHEST} best held-out "
+                             "evaluations")
     parser.add_argument("--set", action="append", default=[], metavar="analysis.KEY=VALUE",
                         help="override a setting of the analysis (conf/config.yaml), repeatable: the "
                              "findings' thresholds (analysis.findings.alpha=0.01), the measures to "

@@ -10,9 +10,11 @@ import math
 import operator
 from collections.abc import Callable, Iterable
 
+import numpy as np
+
 from benchmark.analysis.stats import describe, holm, paired, welch_test
-from benchmark.protocol import (BASE, BASES, SELFFER, SERIES, SOURCE_BASE, TRANSFER, TRANSFER_TUNED,
-                                series_of)
+from benchmark.protocol import (BASE, BASES, HIGHEST, MEAN_HIGHEST, SELFFER, SERIES, SOURCE_BASE,
+                                TRANSFER, TRANSFER_TUNED, series_of)
 from benchmark.store.record import EXPERIMENT_FIELDS, RunRecord
 
 
@@ -30,6 +32,7 @@ DERIVED: dict[str, tuple[str, str, Callable[[float, float], float], float]] = {
 }
 
 Table = dict[str, dict[int, list[tuple[tuple, float]]]]
+HISTORY_METRIC = "val_top1"  # a run history's held-out top-1, at the epochs evaluated (train.eval_every)
 
 
 def role(record: RunRecord) -> str:
@@ -43,11 +46,35 @@ def unit(record: RunRecord) -> tuple:
 
 
 def metric_value(record: RunRecord, metric: str) -> float | None:
-    """The run's final ``metrics[metric]`` as a float, None when absent or not finite."""
-    value = record.metric(metric)
+    """The run's score: its final ``metrics[metric]``, or for MEAN_HIGHEST Yosinski et al.'s
+    rule read off its history; a float, None when absent or not finite."""
+    value = mean_highest(record.history) if metric == MEAN_HIGHEST else record.metric(metric)
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return None
     return float(value)
+
+
+def evaluations(history: list[dict]) -> list[float]:
+    """The held-out top-1 of each evaluated epoch of a run's history."""
+    return [h[HISTORY_METRIC] for h in history if HISTORY_METRIC in h]
+
+
+def mean_highest(history: list[dict]) -> float | None:
+    """The mean of the HIGHEST best held-out top-1 evaluations (the paper's score of a network),
+    None for a history with fewer evaluations."""
+    values = sorted(evaluations(history), reverse=True)
+    return float(np.mean(values[:HIGHEST])) if len(values) >= HIGHEST else None
+
+
+def unscored_reason(record: RunRecord, metric: str) -> str:
+    """Why a run has no score by ``metric``."""
+    if not record.ok:
+        return record.reason or f"status {record.status!r}"
+    if metric == MEAN_HIGHEST:
+        return (f"{len(evaluations(record.history))} held-out evaluations in its history, and "
+                f"{MEAN_HIGHEST} is the mean of the {HIGHEST} best: train with train.eval_every=1 and "
+                f"{HIGHEST} or more epochs")
+    return f"status ok but metrics.{metric} is missing or not a finite number"
 
 
 def is_usable(record: RunRecord, metric: str) -> bool:
@@ -57,7 +84,8 @@ def is_usable(record: RunRecord, metric: str) -> bool:
 
 def metric_label(metric: str) -> str:
     """Axis/caption wording for a metric name."""
-    names = {"top1": "Top-1 accuracy", "top5": "Top-5 accuracy", "top1_best": "Best top-1 accuracy"}
+    names = {"top1": "Top-1 accuracy", "top5": "Top-5 accuracy", "top1_best": "Best top-1 accuracy",
+             MEAN_HIGHEST: f"Top-1 accuracy (mean of the {HIGHEST} best evaluations)"}
     return names.get(metric, metric)
 
 
@@ -182,7 +210,6 @@ def _derived_point(table: Table, left: str, right: str,
 
 
 def _failure(record: RunRecord, metric: str) -> dict:
-    reason = record.reason or (f"status ok but metrics.{metric} is missing or not a finite number"
-                               if record.ok else f"status {record.status!r}")
+    reason = record.reason or unscored_reason(record, metric)
     return {"label": record.label, "seed": record.seed, "target": record.target, "reason": reason,
             "path": record.path}

@@ -7,8 +7,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 
-from benchmark.protocol import TREATMENTS
-from benchmark.protocol import METRICS
+from benchmark.protocol import RUN_METRICS, TREATMENTS
 from benchmark.store.record import RunRecord
 from benchmark.store.atomic import atomic_write_bytes
 
@@ -28,14 +27,14 @@ def write_json(data: dict, path: Path) -> Path:
 def write_results_csv(results: Iterable[RunRecord], path: Path) -> Path:
     """One row per run; metrics beyond the standard four get their own columns at the end."""
     results = sorted(results, key=_row_order)
-    extra = sorted({m for r in results for m in (r.metrics or {})} - set(METRICS))
-    columns = [*RUN_FIELDS, *METRICS, *TAIL_FIELDS, *extra]
+    extra = sorted({m for r in results for m in (r.metrics or {})} - set(RUN_METRICS))
+    columns = [*RUN_FIELDS, *RUN_METRICS, *TAIL_FIELDS, *extra]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for result in results:
         metrics = result.metrics or {}
-        writer.writerow({c: metrics.get(c) if c in METRICS or c in extra else getattr(result, c)
+        writer.writerow({c: metrics.get(c) if c in RUN_METRICS or c in extra else getattr(result, c)
                          for c in columns})
     return write_text(path, buffer.getvalue())
 

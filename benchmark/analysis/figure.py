@@ -54,7 +54,7 @@ def plot_generality(summary: dict, stem: Path, reference: dict | None = None) ->
                 SERIES_BY_KEY[key].legend for key in controls))
         bottom.set_xlabel(XLABEL)
         if reference:
-            _plot_reference(fig.add_subplot(grid[:, 1]), reference, metric_label(summary["metric"]))
+            _plot_reference(fig.add_subplot(grid[:, 1]), reference, metric_label(reference["metric"]))
         png, pdf = (_save(fig, stem.with_suffix(suffix)) for suffix in (".png", ".pdf"))
     return png, pdf
 

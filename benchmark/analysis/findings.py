@@ -5,24 +5,32 @@ base networks), so every per-layer comparison is a t-test on the per-unit differ
 in points (percentage points of the metric). Each finding names its layers as fractions
 of the depth L (``analysis.findings.*`` in conf/config.yaml), so they scale with the model.
 
-How each verdict is reached, and why:
+Each finding is a set of one-sided tests of the finding, and of its opposite beyond the
+finding's margin; its verdict (benchmark/protocol.py): ``holds`` when its tests reject,
+``contradicted`` when the tests of its opposite reject, ``inconclusive`` when neither, with
+the seeds that would decide it if the observed means and spreads are the truth (80% power);
+benchmark/analysis/verdict.py says how. A claim about every layer needs no multiplicity
+correction (an intersection-union test); a claim about some layer is Holm-corrected.
 
 1. AnB near baseB in the first layers, falling as n grows. Near: at every first layer a
-   non-inferiority test (AnB - baseB > -near_points). Falling: the least-squares slope of
-   AnB - baseB over n is computed per unit and the slopes are tested against 0 (one-sided
-   t). A per-unit slope uses every layer and keeps the pairing, where a rank test over
-   3 seeds (Page, Spearman) has too little resolution to reject at 5%.
-2. BnB dips below baseB in the middle layers: one-sided paired tests of baseB - BnB > 0
-   at each middle layer, Holm-corrected across them (the claim is "at some layer").
-3. BnB+ stays at baseB: an equivalence test (two one-sided tests, within
-   +-same_points) at every layer. 4. AnB+ is at or above baseB: a non-inferiority test
-   (AnB+ - baseB > -same_points) at every layer. 6. Random frozen layers do far worse:
-   AnB - RnB > far_points at every layer from ``random_from`` on. A claim about every
-   layer holds only when each layer's test rejects (an intersection-union test), which
-   needs no multiple-comparison correction.
+   non-inferiority test (AnB - baseB > -near_points; opposite: AnB - baseB < -near_points).
+   Falling: the least-squares slope of AnB - baseB over n is computed per unit and the
+   slopes are tested against 0 (one-sided t); opposite: the fitted fall over the layers run
+   is smaller than near_points (AnB would stay near baseB throughout). A per-unit slope uses
+   every layer and keeps the pairing, where a rank test over 3 seeds (Page, Spearman) has
+   too little resolution to reject at 5%.
+2. BnB dips below baseB in the middle layers: baseB - BnB > 0 at some middle layer (Holm);
+   opposite: baseB - BnB < same_points at every middle layer (BnB non-inferior to baseB).
+3. BnB+ stays at baseB: equivalence (two one-sided tests, within +-same_points) at every
+   layer; opposite: BnB+ outside +-same_points at some layer.
+4. AnB+ is at or above baseB: non-inferiority (AnB+ - baseB > -same_points) at every layer;
+   opposite: AnB+ below baseB by more than same_points at some layer.
 5. A dissimilar split falls more at the top layers than a random one: the per-unit mean of
    baseB - AnB over the top layers, compared between the splits by Welch's t-test
-   (one-sided): different splits have different base networks, so runs do not pair.
+   (one-sided; different splits have different base networks, so runs do not pair);
+   opposite: the dissimilar split falls less than same_points more than the random one.
+6. Random frozen layers do far worse: AnB - RnB > far_points at every layer from
+   ``random_from`` on; opposite: AnB - RnB < far_points at some such layer.
 """
 from __future__ import annotations
 
@@ -35,16 +43,18 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from benchmark.analysis.curve import Table, is_usable, lookup, role_table
 from benchmark.analysis.findings_table import format_interval, format_p
-from benchmark.analysis.stats import describe, holm, one_sample_p, paired, slope, welch_test
+from benchmark.analysis.stats import describe, holm, slope
+from benchmark.analysis.verdict import (GREATER, LESS, Bound, Row, finding_p, one_sample_row, verdict,
+                                         welch_row)
 from benchmark.errors import UserError
-from benchmark.protocol import (BASE, BASES, RANDOM_CONTROL, SELFFER, SELFFER_TUNED, SERIES_BY_KEY,
-                                TRANSFER, TRANSFER_TUNED, TREATMENTS, run_label)
+from benchmark.protocol import (ACCURACIES, BASE, BASES, NOT_ENOUGH_RUNS, RANDOM_CONTROL, SELFFER,
+                                SELFFER_TUNED, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED, TREATMENTS,
+                                run_label)
 from benchmark.schema import type_error, validate
 from benchmark.schema.analysis import FindingsSettings
 from benchmark.schema.split import RANDOM_SPLIT
 from benchmark.store.record import RunRecord
 
-HOLDS, FAILS, MISSING = "holds", "does not hold", "not enough runs"
 MIN_PAIRS = 2  # the fewest paired units a t-test (and its interval) is defined for
 
 
@@ -81,11 +91,12 @@ def layer_ranges(depth: int, s: FindingsSettings) -> dict[str, list[int]]:
 
 def points_scale(metric: str) -> float | None:
     """Factor from the metric to points; None for a metric the findings do not apply to."""
-    return 100.0 if metric.startswith("top") else None
+    return 100.0 if metric in ACCURACIES else None
 
 
 def test_findings(results: Iterable[RunRecord], metric: str, settings: FindingsSettings) -> dict:
-    """Every finding's test on the usable runs: ``{"layers": ..., "findings": [...]}``."""
+    """Every finding's test on the usable runs: ``{"layers": ..., "depth": L, "units": the paired
+    units (seed and target) of the base runs, "findings": [...]}``."""
     results = [r for r in results if is_usable(r, metric)]
     scale = points_scale(metric)
     depth = max((len(r.blocks or []) for r in results), default=0) or max(
@@ -101,7 +112,20 @@ def test_findings(results: Iterable[RunRecord], metric: str, settings: FindingsS
     findings = [_finding1(context, ranges), _finding2(context, ranges), _finding3(context, ranges),
                 _finding4(context, ranges), _finding5(results, metric, context, ranges),
                 _finding6(context, ranges)]
-    return {"layers": ranges, "depth": depth, "findings": findings}
+    units = len({u for u, _ in lookup(table, BASE, 0)})
+    block = {"layers": ranges, "depth": depth, "units": units, "findings": findings}
+    return block | ({"note": _one_seed_note(results)} if units == 1 else {})
+
+
+def _one_seed_note(results: list[RunRecord]) -> str:
+    """What one seed can say, and what more seeds cost."""
+    minutes = sum(r.wall_s or 0.0 for r in results) / 60
+    return (f"One seed: each finding's estimate is its single value, without an interval; verdicts "
+            f"need {MIN_PAIRS} or more seeds (runs paired by seed). Run the sweep's command again with "
+            f"seed=0,1,2 into the same sweep directory (the finished runs are skipped), e.g. "
+            f"python -m benchmark -m experiment=demo seed=0,1,2; each further seed costs about what "
+            f"this one did: {minutes:.0f} minutes of run time (its runs' times summed; less elapsed "
+            f"where they run in parallel)")
 
 
 @dataclass(frozen=True)
@@ -116,21 +140,17 @@ class _Context:
         ref = dict(lookup(self.table, reference, n))
         return {u: (value - ref[u]) * self.scale for u, value in lookup(self.table, role, n) if u in ref}
 
-    def per_layer(self, role: str, reference: str, layers: list[int], sign: float = 1.0,
-                  test: Callable[[list[float]], float | None] = lambda d: one_sample_p(d)
-                  ) -> tuple[list[dict], list[str]]:
-        """Per-layer paired differences ``sign * (role - reference)`` with ``test``'s p, and
-        the runs missing for a test (named by label)."""
+    def per_layer(self, role: str, reference: str, layers: list[int], claim: list[Bound],
+                  opposite: list[Bound], sign: float = 1.0) -> tuple[list[Row], list[str]]:
+        """A row per layer of the paired differences ``sign * (role - reference)``, and the runs
+        missing for a test (named by label)."""
         rows, missing = [], []
-        present = [n for n in layers if n in self.ran] or layers
-        for n in present:
+        for n in [n for n in layers if n in self.ran] or layers:
             diffs = [sign * d for d in self.differences(role, reference, n).values()]
             if len(diffs) < MIN_PAIRS:
                 missing.append(_missing(role, reference, n, len(diffs)))
-                continue
-            point = describe(diffs)
-            rows.append({"n": n, "mean": point["mean"], "ci95": point["ci95"], "count": point["count"],
-                         "p": test(diffs)})
+            if diffs:
+                rows.append(one_sample_row(f"n={n}", diffs, claim, opposite))
         return rows, missing
 
 
@@ -144,110 +164,91 @@ def _missing(role: str, reference: str, n: int, pairs: int) -> str:
             f"target, {MIN_PAIRS} needed)")
 
 
-def _finding(number: int, statement: str, layers: list[int], test: str, estimate: dict | None,
-             verdict: str, detail: str, missing: list[str] | None = None) -> dict:
-    estimate = estimate or {}
+def _finding(number: int, statement: str, layers: list[int], test: str, shown: Row | None,
+             rows: list[Row], every: bool, c: _Context, detail: str, missing: list[str]) -> dict:
+    """The finding's record; ``shown``: the row whose estimate stands for it (its p: the finding's)."""
+    result, decision = verdict(rows, every, c.s.alpha)
+    point = shown.point if shown else {}
+    p = finding_p(rows, every) if shown else None
     return {"id": number, "statement": statement, "layers": layers, "test": test,
-            "estimate": estimate.get("mean"), "ci95": estimate.get("ci95"), "p": estimate.get("p"),
-            "verdict": MISSING if missing else verdict, "detail": detail, "missing": missing or []}
+            "estimate": point.get("mean"), "ci95": point.get("ci95"), "p": p,
+            "verdict": NOT_ENOUGH_RUNS if missing else result,
+            "decision": None if missing else decision, "detail": detail, "missing": missing}
 
 
-def _verdict(ok: bool) -> str:
-    return HOLDS if ok else FAILS
-
-
-def _rows_text(rows: list[dict], p_key: str = "p") -> str:
-    return "; ".join(f"n={r['n']}: {_interval(r)}, p={format_p(r.get(p_key))}" for r in rows)
+def _rows_text(rows: list[Row]) -> str:
+    return "; ".join(r.text() for r in rows)
 
 
 def _interval(point: dict) -> str:
     return format_interval(point.get("mean"), point.get("ci95"))
 
 
-def _all_reject(rows: list[dict], alpha: float) -> bool:
-    return bool(rows) and all(r["p"] is not None and r["p"] < alpha for r in rows)
-
-
-def _worst(rows: list[dict], key: Callable[[dict], float]) -> dict | None:
+def _worst(rows: list[Row], key: Callable[[Row], float]) -> Row | None:
     return max(rows, key=key) if rows else None
 
 
 def _finding1(c: _Context, ranges: dict[str, list[int]]) -> dict:
     near = c.s.near_points
-    rows, missing = c.per_layer(TRANSFER, BASE, ranges["first"],
-                                test=lambda d: one_sample_p(d, -near, "greater"))
-    slopes = _unit_slopes(c, [n for n in ranges["all"] if n in c.ran])
+    rows, missing = c.per_layer(TRANSFER, BASE, ranges["first"], [Bound(-near, GREATER)],
+                                [Bound(-near, LESS)])
+    layers = [n for n in ranges["all"] if n in c.ran]
+    slopes = _unit_slopes(c, layers)
     if len(slopes) < MIN_PAIRS:
         missing.append(f"AnB at 3 or more layers with baseB for {MIN_PAIRS} or more seeds "
                        f"({len(slopes)} now)")
-    trend = paired(slopes, 0.0, "less")
-    ok = _all_reject(rows, c.s.alpha) and trend["p"] is not None and trend["p"] < c.s.alpha
+    span = max(layers, default=0) - min(layers, default=0)
+    trend = one_sample_row("slope", slopes, [Bound(0.0, LESS)], [Bound(-near / (span or 1), GREATER)])
     detail = (f"AnB - baseB at the first layers (non-inferiority to -{near:g} points): {_rows_text(rows)}. "
-              f"Slope of AnB - baseB over n per seed: {_interval(trend)} points per layer "
-              f"(n={len(slopes)}), one-sided p={format_p(trend['p'])}")
-    return _finding(1, "AnB stays near baseB in the first layers and falls as n grows",
-                    ranges["all"],
+              f"Slope of AnB - baseB over n per seed (n={len(slopes)}; opposite: a fall over "
+              f"n={min(layers, default=0)}..{max(layers, default=0)} under {near:g} points), points per layer: "
+              f"{trend.text()}")
+    shown = trend if slopes else None
+    return _finding(1, "AnB stays near baseB in the first layers and falls as n grows", ranges["all"],
                     "per-seed slope of AnB - baseB over n, t-test < 0; non-inferiority at the first layers",
-                    trend, _verdict(ok), detail, missing)
+                    shown, rows + ([trend] if slopes else []), True, c, detail, missing)
 
 
 def _unit_slopes(c: _Context, layers: list[int]) -> list[float]:
     """Per unit, the least-squares slope of AnB - baseB (points) over the layers it has."""
     by_unit: dict[tuple, list[tuple[int, float]]] = {}
     for n in layers:
-        for unit, diff in c.differences(TRANSFER, BASE, n).items():
-            by_unit.setdefault(unit, []).append((n, diff))
+        for u, diff in c.differences(TRANSFER, BASE, n).items():
+            by_unit.setdefault(u, []).append((n, diff))
     return [slope(*zip(*points)) for points in by_unit.values() if len(points) >= 3]
 
 
 def _finding2(c: _Context, ranges: dict[str, list[int]]) -> dict:
-    rows, missing = c.per_layer(SELFFER, BASE, ranges["middle"], sign=-1.0,
-                                test=lambda d: one_sample_p(d, 0.0, "greater"))
-    for row, adjusted in zip(rows, holm([r["p"] for r in rows])):
-        row["p_holm"] = adjusted
-    best = _worst(rows, key=lambda r: r["mean"])
-    ok = any(r["p_holm"] is not None and r["p_holm"] < c.s.alpha for r in rows)
-    detail = f"baseB - BnB (the co-adaptation loss), one-sided, Holm across layers: {_rows_text(rows, 'p_holm')}"
-    estimate = best and {**best, "p": best["p_holm"]}
+    m = c.s.same_points
+    rows, missing = c.per_layer(SELFFER, BASE, ranges["middle"], [Bound(0.0, GREATER)], [Bound(m, LESS)],
+                                sign=-1.0)
+    detail = (f"baseB - BnB (the co-adaptation loss), one-sided > 0, Holm across layers; opposite: "
+              f"under {m:g} points at every layer: {_rows_text(rows)}")
     return _finding(2, "BnB dips below baseB in the middle layers (co-adaptation)", ranges["middle"],
-                    "paired t of baseB - BnB > 0 per middle layer, Holm", estimate, _verdict(ok),
-                    detail, missing)
+                    "paired t of baseB - BnB > 0 per middle layer, Holm",
+                    _worst(rows, key=lambda r: r.mean), rows, False, c, detail, missing)
 
 
 def _finding3(c: _Context, ranges: dict[str, list[int]]) -> dict:
     m = c.s.same_points
-    rows, missing = c.per_layer(SELFFER_TUNED, BASE, ranges["all"], test=lambda d: _tost(d, m))
-    worst = _worst(rows, key=lambda r: abs(r["mean"]))
-    estimate = worst and {**worst, "p": max((r["p"] for r in rows if r["p"] is not None), default=None)}
+    rows, missing = c.per_layer(SELFFER_TUNED, BASE, ranges["all"], [Bound(-m, GREATER), Bound(m, LESS)],
+                                [Bound(-m, LESS), Bound(m, GREATER)])
     detail = f"BnB+ - baseB, equivalence within +-{m:g} points (two one-sided tests): {_rows_text(rows)}"
     return _finding(3, "BnB+ stays at baseB", ranges["all"],
-                    f"paired equivalence test (TOST, +-{m:g} points) at every layer", estimate,
-                    _verdict(_all_reject(rows, c.s.alpha)), detail, missing)
-
-
-def _tost(differences: list[float], margin: float) -> float | None:
-    low = one_sample_p(differences, -margin, "greater")
-    high = one_sample_p(differences, margin, "less")
-    return None if low is None or high is None else max(low, high)
+                    f"paired equivalence test (TOST, +-{m:g} points) at every layer",
+                    _worst(rows, key=lambda r: abs(r.mean)), rows, True, c, detail, missing)
 
 
 def _finding4(c: _Context, ranges: dict[str, list[int]]) -> dict:
     m = c.s.same_points
-    rows, missing = c.per_layer(TRANSFER_TUNED, BASE, ranges["all"],
-                                test=lambda d: one_sample_p(d, -m, "greater"))
-    worst = _worst(rows, key=lambda r: -r["mean"])
-    estimate = worst and {**worst, "p": max((r["p"] for r in rows if r["p"] is not None), default=None)}
-    above = [r["n"] for r, p in zip(rows, holm([one_sample_p(_diffs(c, TRANSFER_TUNED, r["n"]), 0.0, "greater")
-                                                   for r in rows])) if p is not None and p < c.s.alpha]
+    rows, missing = c.per_layer(TRANSFER_TUNED, BASE, ranges["all"], [Bound(-m, GREATER)], [Bound(-m, LESS)])
+    above = [r.name for r, p in zip(rows, holm([r.test(Bound(0.0, GREATER)) for r in rows]))
+             if p is not None and p < c.s.alpha]
     detail = (f"AnB+ - baseB (the fine-tuning boost), non-inferiority to -{m:g} points: {_rows_text(rows)}; "
-              f"significantly above baseB (one-sided, Holm) at n={above or 'none'}")
+              f"significantly above baseB (one-sided, Holm) at {', '.join(above) or 'no n'}")
     return _finding(4, "AnB+ is at or above baseB (the fine-tuning boost)", ranges["all"],
-                    f"paired non-inferiority test (margin {m:g} points) at every layer", estimate,
-                    _verdict(_all_reject(rows, c.s.alpha)), detail, missing)
-
-
-def _diffs(c: _Context, role: str, n: int) -> list[float]:
-    return list(c.differences(role, BASE, n).values())
+                    f"paired non-inferiority test (margin {m:g} points) at every layer",
+                    _worst(rows, key=lambda r: -r.mean), rows, True, c, detail, missing)
 
 
 def _finding5(results: list[RunRecord], metric: str, c: _Context, ranges: dict[str, list[int]]) -> dict:
@@ -262,14 +263,16 @@ def _finding5(results: list[RunRecord], metric: str, c: _Context, ranges: dict[s
     if missing:
         missing.append("run both splits (e.g. split=random and split=family) and compare them: "
                        "python -m benchmark.analysis DIR_RANDOM DIR_FAMILY")
-    test = welch_test(drops["dissimilar"], drops[RANDOM_SPLIT], alternative="greater")
-    ok = test["p"] is not None and test["p"] < c.s.alpha and test["mean"] > 0
+    m = c.s.same_points
+    rows = [welch_row("dissimilar - random", drops["dissimilar"], drops[RANDOM_SPLIT],
+                       [Bound(0.0, GREATER)], [Bound(m, LESS)])] if all(drops.values()) else []
     detail = (f"baseB - AnB averaged over n={', '.join(map(str, top))}: dissimilar "
               f"{_interval(describe(drops['dissimilar']))}, random {_interval(describe(drops[RANDOM_SPLIT]))} "
-              f"points; difference {_interval(test)}, Welch one-sided p={format_p(test['p'])}")
+              f"points; difference (Welch, one-sided > 0; opposite: under {m:g} points): "
+              f"{_rows_text(rows) or '--'}")
     return _finding(5, "a dissimilar split falls more at the top layers than a random one", top,
-                    "Welch t of the per-seed top-layer drop, dissimilar > random", test,
-                    _verdict(ok), detail, missing)
+                    "Welch t of the per-seed top-layer drop, dissimilar > random",
+                    rows[0] if rows else None, rows, True, c, detail, missing)
 
 
 def _top_drops(c: _Context, top: list[int]) -> list[float]:
@@ -281,11 +284,9 @@ def _top_drops(c: _Context, top: list[int]) -> list[float]:
 
 def _finding6(c: _Context, ranges: dict[str, list[int]]) -> dict:
     far = c.s.far_points
-    rows, missing = c.per_layer(TRANSFER, RANDOM_CONTROL, ranges["random"],
-                                test=lambda d: one_sample_p(d, far, "greater"))
-    worst = _worst(rows, key=lambda r: -r["mean"])
-    estimate = worst and {**worst, "p": max((r["p"] for r in rows if r["p"] is not None), default=None)}
+    rows, missing = c.per_layer(TRANSFER, RANDOM_CONTROL, ranges["random"], [Bound(far, GREATER)],
+                                [Bound(far, LESS)])
     detail = f"AnB - RnB, one-sided against {far:g} points: {_rows_text(rows)}"
     return _finding(6, "random frozen layers do far worse than transferred ones", ranges["random"],
-                    f"paired t of AnB - RnB > {far:g} points at every layer", estimate,
-                    _verdict(_all_reject(rows, c.s.alpha)), detail, missing)
+                    f"paired t of AnB - RnB > {far:g} points at every layer",
+                    _worst(rows, key=lambda r: -r.mean), rows, True, c, detail, missing)

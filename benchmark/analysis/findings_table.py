@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from benchmark.analysis.export import write_text
+from benchmark.protocol import INCONCLUSIVE
 
 COLUMNS = ("#", "finding", "layers n", "test", "estimate [95% CI] (points)", "p", "verdict")
 
@@ -33,15 +34,26 @@ def findings_text(summary: dict) -> str:
     lines += [f"**Warning:** {warning}" for warning in summary["sanity"]["warnings"]]
     if block.get("skipped"):
         return "\n".join([*lines, f"No findings tested: {block['skipped']}."])
-    return "\n".join([*lines, "", findings_rows(block["findings"])])
+    note = [f"**{block['note']}**", ""] if block.get("note") else []
+    return "\n".join([*lines, "", *note, findings_rows(block["findings"])])
 
 
 def findings_rows(findings: list[dict]) -> str:
     """The table alone (one row per finding)."""
     rows = [COLUMNS, tuple("---" for _ in COLUMNS)]
     rows += [(str(f["id"]), f["statement"], _layers(f["layers"]), f["test"], _estimate(f),
-              format_p(f["p"]), f["verdict"]) for f in findings]
+              format_p(f["p"]), verdict_text(f)) for f in findings]
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def verdict_text(finding: dict) -> str:
+    """The verdict; an inconclusive one with the seeds that would decide it."""
+    if finding["verdict"] != INCONCLUSIVE:
+        return finding["verdict"]
+    decision = finding.get("decision")
+    if not decision:
+        return f"{INCONCLUSIVE} (no number of seeds decides at the observed means)"
+    return f"{INCONCLUSIVE} (about {decision['seeds']} seeds would decide: {decision['towards']})"
 
 
 def write_findings(summary: dict, path: Path) -> Path:

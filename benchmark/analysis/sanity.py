@@ -10,13 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from benchmark.analysis.curve import is_usable, lookup, role_table
+from benchmark.analysis.curve import HISTORY_METRIC, is_usable, lookup, role_table
 from benchmark.analysis.findings import FindingsSettings, points_scale
 from benchmark.analysis.stats import paired
 from benchmark.protocol import BASE, SELFFER, TREATMENTS
 from benchmark.store.record import RunRecord
-
-HISTORY_METRIC = "val_top1"
 
 
 def sanity_checks(results: Iterable[RunRecord], metric: str, settings: FindingsSettings) -> dict:
@@ -64,7 +62,8 @@ def _still_improving(results: list[RunRecord], s: FindingsSettings) -> list[str]
 
 
 def _selffer_beats_base(results: list[RunRecord], metric: str, s: FindingsSettings) -> list[str]:
-    """BnB at the lowest n clearly above baseB: re-training the upper layers beat the base."""
+    """BnB at the lowest n shown above baseB by more than ``above_points``: re-training the upper
+    layers beat the base by more than a base on its plateau may still gain."""
     scale = points_scale(metric)
     table = role_table(results, metric)
     ns = sorted(table.get(SELFFER, {}))
@@ -72,9 +71,9 @@ def _selffer_beats_base(results: list[RunRecord], metric: str, s: FindingsSettin
         return []
     base = dict(lookup(table, BASE, 0))
     diffs = [(v - base[u]) * scale for u, v in lookup(table, SELFFER, ns[0]) if u in base]
-    test = paired(diffs, 0.0, "greater")
+    test = paired(diffs, s.above_points, "greater")
     if test["p"] is None or test["p"] >= s.alpha:
         return []
-    return [f"BnB at n={ns[0]} is above baseB by {test['mean']:+.2f} points (one-sided p={test['p']:.3f}): "
-            "re-training the upper layers beat the base network itself, so the base networks are "
-            "under-trained; train longer (train.epochs=...) in a new sweep directory"]
+    return [f"BnB at n={ns[0]} is above baseB by {test['mean']:+.2f} points (more than {s.above_points:g}, "
+            f"one-sided p={test['p']:.3f}): re-training the upper layers beat the base network itself, so "
+            "the base networks are under-trained; train longer (train.epochs=...) in a new sweep directory"]

@@ -70,9 +70,11 @@ def one_sample_p(values: Sequence[float], popmean: float = 0.0,
     return p if math.isfinite(p) else None
 
 
-def welch_test(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided") -> dict:
+def welch_test(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided",
+               shift: float = 0.0) -> dict:
     """Unpaired comparison of two groups: difference of means with its Welch 95% CI and
-    Welch's p-value (``alternative`` "greater": mean(a) > mean(b))."""
+    Welch's p-value of that difference against ``shift`` (``alternative`` "greater":
+    mean(a) - mean(b) > shift)."""
     x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     out = {"mean": float(x.mean() - y.mean()) if x.size and y.size else None, "ci95": None,
            "p": None, "count": [int(x.size), int(y.size)]}
@@ -80,8 +82,25 @@ def welch_test(a: Sequence[float], b: Sequence[float], alternative: str = "two-s
         return out
     result = stats.ttest_ind(x, y, equal_var=False, alternative="two-sided")
     low, high = result.confidence_interval(CONFIDENCE)
-    p = float(stats.ttest_ind(x, y, equal_var=False, alternative=alternative).pvalue)
+    p = float(stats.ttest_ind(x - shift, y, equal_var=False, alternative=alternative).pvalue)
     return out | {"ci95": [float(low), float(high)], "p": p}
+
+
+def units_needed(offset: float, spread: float | None, alpha: float, power: float = 0.8,
+                 limit: int = 1000) -> int | None:
+    """The fewest units (seeds, paired with their base) at which a one-sided t-test rejects at
+    ``alpha`` with probability ``power``, taking the observed mean and spread as the truth:
+    ``offset`` is how far the mean lies beyond the tested bound (on the side the test looks
+    for), ``spread`` one unit's standard deviation (standard error = spread / sqrt(units)).
+    None when the mean is not beyond the bound, the spread is unknown, or more than ``limit``
+    units would be needed."""
+    if spread is None or offset <= 0:
+        return None
+    for units in range(2, limit + 1):
+        df = units - 1
+        if offset * math.sqrt(units) >= spread * (stats.t.ppf(1 - alpha, df) + stats.t.ppf(power, df)):
+            return units
+    return None
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

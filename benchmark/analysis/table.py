@@ -5,6 +5,7 @@ from pathlib import Path
 
 from benchmark.analysis.curve import metric_label
 from benchmark.analysis.export import write_text
+from benchmark.analysis.findings import points_scale
 from benchmark.analysis.stats import ci_half_width
 from benchmark.protocol import SERIES, SERIES_BY_KEY, SOURCE_BASE
 
@@ -21,7 +22,7 @@ def latex_escape(text: str) -> str:
 def render_table(summary: dict) -> str:
     """Rows: base, then n = 1..; columns: the series present; cells mean +- CI half-width."""
     metric = summary["metric"]
-    scale = 100.0 if metric.startswith("top") else 1.0
+    scale = points_scale(metric) or 1.0
     columns = [s for s in SERIES if s.key in summary["series"]]
     ns = sorted({int(n) for by_n in summary["series"].values() for n in by_n})
     headers = [s.latex for s in columns] or [""]  # keep the LaTeX valid without series

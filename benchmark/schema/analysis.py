@@ -87,6 +87,7 @@ class FindingsSettings:
     far_points: float = key(at_least(0))
     improving_points: float = key(at_least(0))
     tail_epochs: int = key(at_least(1))
+    above_points: float = key(at_least(0))
 
 
 @dataclass
