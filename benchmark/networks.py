@@ -25,7 +25,7 @@ from benchmark.data.preprocessing import DATASET_PREPROCESSING, Preprocessing
 from benchmark.flops import block_forward_flops, frozen_step_fraction
 from benchmark.models import TransferNet, build_model, model_label
 from benchmark.protocol import BASE_TREATMENT, EXTERNAL, TREATMENTS, run_label, source_half
-from benchmark.sources import check_blocks_match, external_state, run_preprocessing
+from benchmark.sources import check_blocks_match, external_state, run_preprocessing, size_hint
 from benchmark.surgery import copy_blocks, parameter_groups, prepare_target
 from benchmark.store.base_cache import BaseCache, CachedBase
 from benchmark.store.fingerprint import base_fields, cache_key
@@ -203,7 +203,8 @@ def source_network(ws: Workspace, source: Source) -> TransferNet | None:
     if source.state is None:
         return None
     model = ws.new_model(ws.task(ws.cfg.target).num_classes, 0)
-    check_blocks_match(model, source.state, ws.cfg.model.name, source.origin)
+    check_blocks_match(model, source.state, ws.cfg.model.name, source.origin,
+                       size_hint(ws.preprocessing, ws.dataset.image_size))
     copy_blocks(model, source.state, model.num_transferable)
     return model
 
@@ -214,7 +215,8 @@ def copy_first_n(ws: Workspace, model: TransferNet, source: Source) -> int:
     copied (they train at ``finetune_lr_scale``)."""
     cfg = ws.cfg
     if source.state is not None:
-        check_blocks_match(model, source.state, cfg.model.name, source.origin)
+        check_blocks_match(model, source.state, cfg.model.name, source.origin,
+                           size_hint(ws.preprocessing, ws.dataset.image_size))
     prepare_target(model, source.state, cfg.n, frozen=not cfg.finetune,
                    bn_eval=cfg.freeze.bn == "eval")
     return cfg.n if source.state is not None else 0

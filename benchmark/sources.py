@@ -95,6 +95,15 @@ def _warn_contradictions(weights: Preprocessing, dataset: LabelledImages) -> Non
                     dataset.image_size, weights.input_size)
 
 
+def size_hint(weights: Preprocessing, image_size: int) -> str:
+    """What to change when weights trained on other image sizes do not fit the model built here."""
+    if weights.input_size is None or weights.input_size == image_size:
+        return ""
+    return (f"; the weights were trained on {weights.input_size} px images and the dataset gives {image_size} px: "
+            f"a model with position embeddings (a ViT) needs the weights' size (dataset.image_size="
+            f"{weights.input_size}, or model.kwargs.img_size={weights.input_size})")
+
+
 def read_checkpoint(path: Path) -> State:
     """A state dict from a weights file, in whichever of the accepted forms it is."""
     if not path.is_file():
@@ -143,9 +152,9 @@ def _state_dict(loaded: object, path: Path) -> State:
 
 
 def check_blocks_match(model: TransferNet, state: Mapping[str, torch.Tensor], model_name: str,
-                       origin: str | None) -> None:
+                       origin: str | None, hint: str = "") -> None:
     """Every block of ``model`` must find parameters and buffers of the same names and shapes
-    in ``state``; otherwise one error naming the first block that does not match."""
+    in ``state``; otherwise one error naming the first block that does not match (and ``hint``)."""
     ours = model.state_dict()
     for index, name in enumerate(model.block_names, start=1):
         paths = model.block_paths(name)
@@ -154,7 +163,7 @@ def check_blocks_match(model: TransferNet, state: Mapping[str, torch.Tensor], mo
         if problem:
             raise UserError(f"the source {origin} does not match model={model_name}: block {index} "
                             f"'{name}' differs ({problem}); build the model with the settings the "
-                            "source was trained with (model=..., model.* such as width or stem)")
+                            f"source was trained with (model=..., model.* such as width or stem){hint}")
 
 
 def _block_difference(ours: Mapping[str, torch.Tensor], theirs: Mapping[str, torch.Tensor]) -> str | None:

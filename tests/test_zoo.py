@@ -176,10 +176,12 @@ def test_explicit_blocks_are_the_models_own_names(smoke_cfg):
 def test_weights_of_another_size_or_architecture_name_the_first_block_that_differs(smoke_cfg, tmp_path):
     path = tmp_path / "vit.safetensors"
     save_file(_timm_state("test_vit"), path)  # trained at 160 px: 100 patches
+    config = {"pretrained_cfg": {"mean": [0.5] * 3, "std": [0.5] * 3, "input_size": [3, 160, 160]}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
     cfg = smoke_cfg("model=timm", "model.arch=test_vit", "+model.kwargs.img_size=24", "+model.kwargs.patch_size=8",
                     "treatment=external", "n=2", f"source.weights={path}")
     with pytest.raises(UserError, match=r"block 1 'stem' differs \(net.pos_embed: source \[1, 101, 64\], "
-                                        r"model \[1, 10, 64\]\)"):
+                                        r"model \[1, 10, 64\]\).*trained on 160 px images and the dataset gives 24 px"):
         execute(cfg, tmp_path / "XnB2")
     other = smoke_cfg(*TIMM_RESNET, "treatment=external", "n=2", f"source.weights={path}")
     with pytest.raises(UserError, match=r"block 1 'stem' differs \(the source has no such block\)"):
