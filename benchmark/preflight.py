@@ -118,8 +118,9 @@ def check_config(cfg: DictConfig, single_run: bool = True) -> None:
     by its sweeper, the device by each job on the machine that runs it)."""
     validate(cfg)
     check_measures(cfg.analysis.measures)
-    if "hydra" in cfg:  # composed on the command line: the launcher's settings too
+    if "hydra" in cfg:  # composed on the command line: the launcher's and sweeper's settings too
         validate(cfg.hydra.launcher, "hydra.launcher.")
+        validate(cfg.hydra.sweeper, "hydra.sweeper.")
     if single_run:
         check_point(cfg)
         check_device(cfg.device)
