@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.pt"  # a run's per-epoch checkpoint, removed once its result is written
+RUN_LOCK_FILE = "run.lock"  # held by the process training the run (benchmark/store/lock.py)
 
 
 def finished_result(out_dir: Path, fingerprint: str) -> RunRecord | None:
