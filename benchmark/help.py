@@ -1,8 +1,8 @@
 """``transferbench --help``: the page Hydra's app help template shows (conf/config.yaml
 ``hydra.help.template``), made from the project's own tables so it never goes stale: the
 treatments and their labels (benchmark/protocol.py), each config group's options and the
-presets with the first line of their YAML comment (conf/; the launchers Hydra's plugins
-store with their schema's), and every key of the run
+presets with the first line of their YAML comment (conf/; for hydra/launcher also the options
+Hydra's plugins store, with the first line of their schema's docstring), and every key of the run
 config with its type and default (benchmark/schema/)."""
 from __future__ import annotations
 
