@@ -49,7 +49,7 @@ def _keys() -> list[tuple[tuple[str, ...], Leaf]]:
                  for leaf in schema_leaves(launcher_cfg) if leaf.type is not typing.Any]
     sweeper_cfg = compose_config(hydra_config=True).hydra.sweeper
     return keys + [((), dataclasses.replace(leaf, path=f"hydra.sweeper.{leaf.path}"))
-                   for leaf in schema_leaves(sweeper_cfg)]
+                   for leaf in schema_leaves(sweeper_cfg) if leaf.type is not typing.Any or leaf.checks]
 
 
 KEYS = _keys()
