@@ -52,16 +52,19 @@ def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
     if done is not None:
         return done
     label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
-    with held(out_dir / RUN_LOCK_FILE, LockTiming(**cfg.lock), f"run {label} seed {cfg.seed} ({out_dir})"):
-        return _finished(out_dir, fingerprint) or _run(cfg, out_dir, group, fingerprint, blocks)
+    with held(out_dir / RUN_LOCK_FILE, LockTiming(**cfg.lock), f"run {label} seed {cfg.seed} ({out_dir})"
+              ) as handed_over:
+        return _finished(out_dir, fingerprint, handed_over) or _run(cfg, out_dir, group, fingerprint, blocks)
 
 
-def _finished(out_dir: Path, fingerprint: str) -> dict | None:
-    """The record a run of this configuration finished in ``out_dir``, if one did."""
-    done = finished_result(out_dir, fingerprint)
+def _finished(out_dir: Path, fingerprint: str, failed_too: bool = False) -> dict | None:
+    """The record a run of this configuration finished in ``out_dir``, if one did (``failed_too``:
+    a failed one too, which the process this one waited for has just written)."""
+    done = finished_result(out_dir, fingerprint, failed_too)
     if done is None:
         return None
-    log.info("%s seed %s already finished (%s); skipping", done.label, done.seed, out_dir / RESULT_FILE)
+    log.info("%s seed %s already finished (%s, %s); skipping", done.label, done.seed, done.status,
+             out_dir / RESULT_FILE)
     return done.to_json()
 
 

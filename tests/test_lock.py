@@ -38,8 +38,8 @@ def _holder(path: Path) -> subprocess.Popen:
 
 def _acquired_after(path: Path, timing: LockTiming = QUICK) -> float:
     start = time.monotonic()
-    with held(path, timing, "test"):
-        assert path.exists()
+    with held(path, timing, "test") as handed_over:
+        assert path.exists() and not handed_over  # taken over: the gone holder's work is not done
     assert not path.exists()
     return time.monotonic() - start
 
@@ -48,17 +48,17 @@ def test_a_live_holder_is_waited_for_and_a_second_holder_never_enters(tmp_path):
     path, inside, order = tmp_path / "x.lock", threading.Event(), []
 
     def first() -> None:
-        with held(path, QUICK, "test"):
+        with held(path, QUICK, "test") as handed_over:
             inside.set()
             time.sleep(1.5)  # longer than stale_s: its heartbeat keeps it
-            order.append("first out")
+            order.append(("first out", handed_over))
     thread = threading.Thread(target=first)
     thread.start()
     inside.wait()
-    with held(path, QUICK, "test"):
-        order.append("second in")
+    with held(path, QUICK, "test") as handed_over:  # the first one's work is done
+        order.append(("second in", handed_over))
     thread.join()
-    assert order == ["first out", "second in"]
+    assert order == [("first out", False), ("second in", True)]
 
 
 def test_the_lock_of_a_killed_process_is_taken_over_at_once(tmp_path, caplog):

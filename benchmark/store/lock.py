@@ -66,25 +66,28 @@ class Holder:
 
 
 @contextlib.contextmanager
-def held(path: Path, timing: LockTiming, what: str) -> Iterator[None]:
+def held(path: Path, timing: LockTiming, what: str) -> Iterator[bool]:
     """Hold the lock file ``path`` on ``what`` (for the log) for the block: wait while a live process
-    holds it, take it over from a gone one, and show that this one lives while it works."""
-    me = _acquire(path, timing, what)
+    holds it, take it over from a gone one, and show that this one lives while it works. The block
+    gets True when a live process held it and released it meanwhile (its work is done: a run's
+    result is there, whatever its status)."""
+    me, handed_over = _acquire(path, timing, what)
     stop = threading.Event()
     beat = threading.Thread(target=_heartbeat, args=(path, me, timing.heartbeat_s, stop), daemon=True)
     beat.start()
     try:
-        yield
+        yield handed_over
     finally:
         stop.set()
         beat.join()
         _release(path, me, what)
 
 
-def _acquire(path: Path, timing: LockTiming, what: str) -> Holder:
+def _acquire(path: Path, timing: LockTiming, what: str) -> tuple[Holder, bool]:
+    """This process as the lock's holder, and whether a live holder released it to it."""
     me = Holder.me()
     path.parent.mkdir(parents=True, exist_ok=True)
-    watched, since, told = None, time.monotonic(), False
+    watched, since, told, taken = None, time.monotonic(), False, False
     while not _create(path, me):
         seen = _look(path)
         if seen is None:  # released meanwhile
@@ -99,12 +102,13 @@ def _acquire(path: Path, timing: LockTiming, what: str) -> Holder:
                         "wrote its name", "its process is gone" if gone else
                         f"its lock was not touched for {silent:.0f} s", path)
             _take_over(path, seen[0])
+            taken = True
         elif not told:
             log.info("%s is being worked on by %s; waiting for it (lock %s)", what, holder, path)
             told = True
         else:
             time.sleep(timing.poll_s)
-    return me
+    return me, told and not taken
 
 
 def _create(path: Path, me: Holder) -> bool:
