@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.store.base_cache import BaseCache
+from benchmark.store.fingerprint import cache_key
 from benchmark.store.lock import LockTiming, held
 from conftest import run_cli, sweep_numbers
 
@@ -22,6 +24,8 @@ QUICK = LockTiming(heartbeat_s=0.05, stale_s=1.0, poll_s=0.02)
 HOLD = """
 import sys, time
 from pathlib import Path
+from benchmark.store.base_cache import BaseCache
+from benchmark.store.fingerprint import cache_key
 from benchmark.store.lock import LockTiming, held
 with held(Path(sys.argv[1]), LockTiming(heartbeat_s=0.05, stale_s=1.0, poll_s=0.02), "test"):
     print("held", flush=True)
@@ -86,6 +90,17 @@ def test_a_silent_holder_is_taken_over_after_stale_s(tmp_path, caplog):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_cache_with_the_empty_lock_files_of_the_former_flock_is_used_without_waiting(tmp_path):
+    import torch
+
+    fields = {"k": 1}
+    (tmp_path / f"{cache_key(fields)}.lock").touch()  # what filelock left beside each entry
+    cache = BaseCache(tmp_path, LockTiming(heartbeat_s=10, stale_s=600, poll_s=0.02))
+    start = time.monotonic()
+    trained = cache.get_or_train(fields, lambda checkpoint: ({"w": torch.ones(1)}, {"history": []}))
+    assert trained.trained_now and time.monotonic() - start < 5
 
 
 # ---------------------------------------------------------------- two sweeps on one directory

@@ -41,7 +41,9 @@ class BaseCache:
 
     def _paths(self, key: str) -> tuple[Path, Path, Path]:
         folder = self.root / key
-        return folder / "model.pt", folder / "meta.json", self.root / f"{key}.lock"
+        # not KEY.lock: caches written before hold empty KEY.lock files of the flock it replaced,
+        # which would read as a holder that never wrote its name
+        return folder / "model.pt", folder / "meta.json", self.root / f"{key}.base.lock"
 
     def _load(self, key: str) -> CachedBase | None:
         model_path, meta_path, _ = self._paths(key)
