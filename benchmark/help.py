@@ -1,7 +1,8 @@
 """``transferbench --help``: the page Hydra's app help template shows (conf/config.yaml
 ``hydra.help.template``), made from the project's own tables so it never goes stale: the
 treatments and their labels (benchmark/protocol.py), each config group's options and the
-presets with the first line of their YAML comment (conf/), and every key of the run
+presets with the first line of their YAML comment (conf/; for hydra/launcher also the options
+Hydra's plugins store, with the first line of their schema's docstring), and every key of the run
 config with its type and default (benchmark/schema/)."""
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from benchmark.errors import UserError
 from benchmark.models import model_blocks, model_label
 from benchmark.protocol import SERIES, TREATMENTS, run_label
-from benchmark.schema import Leaf, schema_leaves
+from benchmark.schema import Leaf, schema_leaves, stored_options
 
 GROUPS = ("dataset", "model", "train", "split", "experiment", "hydra/launcher")
 EXAMPLES = (
@@ -85,10 +86,12 @@ def _config_folders(cfg: DictConfig) -> list[Path]:
 
 
 def _group(folders: list[Path], group: str) -> list[str]:
-    options = {path.stem: path for folder in reversed(folders)
-               for path in (folder / group).glob("*.yaml")}  # the first folder wins, as in Hydra
-    return [f"  {group}:"] + [f"    {name:<24} {_first_comment(options[name])}"[:110]
-                              for name in sorted(options)]
+    """The group's options with the first line of their comment: the YAML files of ``folders`` and,
+    for Hydra's groups, the options Hydra's plugins store."""
+    options = {**stored_options(group),
+               **{path.stem: _first_comment(path) for folder in reversed(folders)
+                  for path in (folder / group).glob("*.yaml")}}  # the first folder wins, as in Hydra
+    return [f"  {group}:"] + [f"    {name:<24} {options[name]}"[:110] for name in sorted(options)]
 
 
 def _first_comment(path: Path) -> str:

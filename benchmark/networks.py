@@ -29,6 +29,7 @@ from benchmark.sources import check_blocks_match, external_state, run_preprocess
 from benchmark.surgery import copy_blocks, parameter_groups, prepare_target
 from benchmark.store.base_cache import BaseCache, CachedBase
 from benchmark.store.fingerprint import base_fields, cache_key
+from benchmark.store.lock import LockTiming
 from benchmark.train import TrainData, TrainJob, TrainResult, pick_device, train
 
 log = logging.getLogger(__name__)
@@ -127,6 +128,10 @@ class BaseNetwork:
     cached: CachedBase
 
 
+def _base_cache(cfg: DictConfig) -> BaseCache:
+    return BaseCache(Path(cfg.cache_dir).absolute(), LockTiming(**cfg.lock))
+
+
 def base_network(ws: Workspace, half: str) -> BaseNetwork:
     """The trained base network of ``half``, from the cache or trained now (once)."""
     cfg = ws.cfg
@@ -144,14 +149,14 @@ def base_network(ws: Workspace, half: str) -> BaseNetwork:
         return state, {"history": result.history, "metrics": result.metrics(),
                        "train_s": time.time() - start}
 
-    cached = BaseCache(Path(cfg.cache_dir).absolute()).get_or_train(fields, train_base)
+    cached = _base_cache(cfg).get_or_train(fields, train_base)
     return _loaded(ws, half, cached)
 
 
 def cached_base_network(ws: Workspace, half: str) -> BaseNetwork | None:
     """The base network of ``half`` if the cache holds it (loading is cheap), else None: it is
     never trained for this."""
-    cached = BaseCache(Path(ws.cfg.cache_dir).absolute()).get(base_fields(ws.cfg, half, ws.weights_preprocessing))
+    cached = _base_cache(ws.cfg).get(base_fields(ws.cfg, half, ws.weights_preprocessing))
     return None if cached is None else _loaded(ws, half, cached)
 
 

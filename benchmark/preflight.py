@@ -130,8 +130,9 @@ def check_config(cfg: DictConfig, single_run: bool = True) -> None:
     validate(cfg)
     check_measures(cfg.analysis.measures)
     check_score(cfg)
-    if "hydra" in cfg:  # composed on the command line: the launcher's settings too
+    if "hydra" in cfg:  # composed on the command line: the launcher's and sweeper's settings too
         validate(cfg.hydra.launcher, "hydra.launcher.")
+        validate(cfg.hydra.sweeper, "hydra.sweeper.")
     if single_run:
         check_point(cfg)
         check_device(cfg.device)

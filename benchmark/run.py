@@ -27,7 +27,9 @@ from benchmark.store.checkpoints import Checkpoint
 from benchmark.store.fingerprint import config_fingerprint
 from benchmark.store.provenance import provenance
 from benchmark.store.record import FAILED, OK, BaseUse, Cost, RunRecord, SourceBase
-from benchmark.store.results import CHECKPOINT_FILE, RESULT_FILE, finished_result, write_result
+from benchmark.store.lock import LockTiming, held
+from benchmark.store.results import (CHECKPOINT_FILE, RESULT_FILE, RUN_LOCK_FILE, finished_result,
+                                     write_result)
 from benchmark.tracking import Tracker, run_id
 from benchmark.train import best_top1, evaluate
 
@@ -37,15 +39,37 @@ log = logging.getLogger(__name__)
 def execute(cfg: DictConfig, out_dir: Path, group: str | None = None) -> dict:
     """Run one configuration end to end and write ``out_dir/result.json`` (or return the
     record a previous attempt finished there). Returns the record in its JSON form, which is
-    what Hydra's launchers carry back to the sweep."""
+    what Hydra's launchers carry back to the sweep.
+
+    The run is trained under its lock (benchmark/store/lock.py): a second process on the same
+    sweep directory waits while the first trains it, then finds its result; one that finds the
+    lock of a process that died takes it over and resumes from its checkpoint."""
     check_config(cfg)
     blocks = model_blocks(cfg)
     check_layer(cfg.n, blocks, cfg.model.name)
     fingerprint = config_fingerprint(cfg)
-    done = finished_result(out_dir, fingerprint)
+    done = _finished(out_dir, fingerprint)
     if done is not None:
-        log.info("%s seed %s already finished (%s); skipping", done.label, done.seed, out_dir / RESULT_FILE)
-        return done.to_json()
+        return done
+    label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)
+    with held(out_dir / RUN_LOCK_FILE, LockTiming(**cfg.lock), f"run {label} seed {cfg.seed} ({out_dir})"
+              ) as handed_over:
+        return _finished(out_dir, fingerprint, handed_over) or _run(cfg, out_dir, group, fingerprint, blocks)
+
+
+def _finished(out_dir: Path, fingerprint: str, failed_too: bool = False) -> dict | None:
+    """The record a run of this configuration finished in ``out_dir``, if one did (``failed_too``:
+    a failed one too, which the process this one waited for has just written)."""
+    done = finished_result(out_dir, fingerprint, failed_too)
+    if done is None:
+        return None
+    log.info("%s seed %s already finished (%s, %s); skipping", done.label, done.seed, done.status,
+             out_dir / RESULT_FILE)
+    return done.to_json()
+
+
+def _run(cfg: DictConfig, out_dir: Path, group: str | None, fingerprint: str, blocks: list[str]) -> dict:
+    """Train, evaluate and record the run (its lock held)."""
     start = time.time()
     ws = Workspace.from_config(cfg)
     label = run_label(cfg.treatment, cfg.n, cfg.finetune, cfg.target)

@@ -11,6 +11,7 @@ from benchmark.data import half_task, load_dataset, split_classes
 from benchmark.data.synthetic import SyntheticSpec, generate
 from benchmark.networks import Workspace, base_network, fit
 from benchmark.store.base_cache import BaseCache
+from benchmark.store.lock import LockTiming
 from benchmark.store.fingerprint import LATER_KEYS, base_fields, config_fingerprint
 from benchmark.surgery import prepare_target
 from conftest import CONFIG_DIR, compose_config
@@ -57,7 +58,7 @@ def test_base_network_is_cached_and_a_corrupt_checkpoint_is_retrained(smoke_cfg,
     cfg = smoke_cfg()
     ws = Workspace.from_config(cfg)
     calls = []
-    cache = BaseCache(Path(cfg.cache_dir))
+    cache = BaseCache(Path(cfg.cache_dir), LockTiming(**cfg.lock))
     train = lambda checkpoint: (calls.append(1), ({"w": torch.ones(3)}, {"history": []}))[1]  # noqa: E731
     first = cache.get_or_train({"k": 1}, train)
     second = cache.get_or_train({"k": 1}, train)

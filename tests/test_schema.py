@@ -15,11 +15,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from benchmark.config import CONFIG_DIR, compose_config
-from benchmark.schema import Leaf, schema_leaves, validate
+from benchmark.schema import Leaf, schema_leaves, stored_options, validate
 from conftest import run_main
 
 GROUPS = ("dataset", "model", "train", "split")
-LAUNCHERS = ("local", "parallel", "slurm")  # the launchers conf/hydra/launcher/ configures
+# every launcher --help lists: conf/hydra/launcher/'s and those Hydra's plugins store
+LAUNCHERS = sorted({*(path.stem for path in (Path(CONFIG_DIR) / "hydra" / "launcher").glob("*.yaml")),
+                    *stored_options("hydra/launcher")})
 
 
 def _options(group: str) -> list[str]:
@@ -32,8 +34,8 @@ def _selections() -> list[tuple[str, ...]]:
 
 
 def _keys() -> list[tuple[tuple[str, ...], Leaf]]:
-    """Each schema key once, with the group option that has it (the first that does), and
-    the keys of each launcher's schema (as ``hydra.launcher.KEY``)."""
+    """Each schema key once, with the group option that has it (the first that does), the keys
+    of each launcher's schema (as ``hydra.launcher.KEY``) and the sweeper's (``hydra.sweeper.KEY``)."""
     seen, keys = set(), []
     for selection in _selections():
         for leaf in schema_leaves(compose_config(*selection)):
@@ -45,7 +47,9 @@ def _keys() -> list[tuple[tuple[str, ...], Leaf]]:
         launcher_cfg = compose_config(*selection, hydra_config=True).hydra.launcher
         keys += [(selection, dataclasses.replace(leaf, path=f"hydra.launcher.{leaf.path}"))
                  for leaf in schema_leaves(launcher_cfg) if leaf.type is not typing.Any]
-    return keys
+    sweeper_cfg = compose_config(hydra_config=True).hydra.sweeper
+    return keys + [((), dataclasses.replace(leaf, path=f"hydra.sweeper.{leaf.path}"))
+                   for leaf in schema_leaves(sweeper_cfg) if leaf.type is not typing.Any or leaf.checks]
 
 
 KEYS = _keys()
@@ -54,7 +58,8 @@ KEYS = _keys()
 def _wrong_types(kind: object) -> list[str]:
     """Values of the wrong type for a key of type ``kind`` as one writes them on the command line."""
     kinds = set(typing.get_args(kind)) or {kind}
-    if typing.get_origin(kind) is list or any(typing.get_origin(k) is list for k in kinds):
+    containers = {typing.get_origin(k) for k in {kind, *kinds}}
+    if list in containers or dict in containers:
         return ["7"]
     if int in kinds and str in kinds:
         return ["[1]"]
@@ -68,12 +73,15 @@ def _wrong_types(kind: object) -> list[str]:
 
 
 def _refuses(tmp_path: Path, *overrides: str) -> str:
-    """The one error line a run with these overrides ends in."""
-    proc = run_main(f"hydra.run.dir={tmp_path / 'run'}", *overrides, cwd=tmp_path)
+    """The one error line a run with these overrides ends in (a sweep, for a launcher's or the
+    sweeper's key: it starts no job)."""
+    sweep = any(o.startswith(("hydra.launcher.", "hydra.sweeper.")) for o in overrides)
+    where = ("-m", f"hydra.sweep.dir={tmp_path / 'run'}") if sweep else (f"hydra.run.dir={tmp_path / 'run'}",)
+    proc = run_main(*where, *overrides, cwd=tmp_path)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert proc.returncode != 0, proc.stdout[-1000:]
+    assert proc.returncode == 2, proc.stdout[-1000:]
     assert len(lines) == 1 and lines[0].startswith("error: "), proc.stderr[-1500:]
-    assert not (tmp_path / "run" / "result.json").exists()
+    assert not (tmp_path / "run").exists()
     return lines[0]
 
 
@@ -98,6 +106,23 @@ def _leaf_paths(node: dict, prefix: str = "") -> set[str]:
         else:
             paths.add(f"{prefix}{key}")
     return paths
+
+
+def test_help_lists_every_launcher_and_each_has_a_schema(tmp_path):
+    help_page = run_main("--help", cwd=tmp_path).stdout
+    listed = help_page.split("  hydra/launcher:\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split()[0] for line in listed.splitlines()] == LAUNCHERS
+    assert {"basic", "joblib", "submitit_local", "submitit_slurm", "local", "parallel", "slurm"} <= set(LAUNCHERS)
+    for launcher in LAUNCHERS:
+        launcher_cfg = compose_config(f"hydra/launcher={launcher}", hydra_config=True).hydra.launcher
+        for leaf in schema_leaves(launcher_cfg):  # a key without a rule is one no value is out of range of
+            assert leaf.checks or leaf.path == "_target_" or _unbounded(leaf.type), (launcher, leaf.path)
+
+
+def _unbounded(kind: object) -> bool:
+    """True/false, a list or a mapping: a value of the right type is never out of range."""
+    kinds = set(typing.get_args(kind)) - {type(None)} if typing.get_origin(kind) is typing.Union else {kind}
+    return all(k is bool or typing.get_origin(k) in (list, dict) for k in kinds)
 
 
 @pytest.mark.parametrize("preset", _options("experiment"))
@@ -128,6 +153,7 @@ def test_the_example_each_rule_suggests_passes_it():
         cfg = compose_config(*selection, f"{leaf.path}={_written(check.example)}", hydra_config=True)
         validate(cfg)
         validate(cfg.hydra.launcher)
+        validate(cfg.hydra.sweeper)
 
 
 def _written(value: object) -> str:
@@ -146,3 +172,27 @@ def test_a_device_that_is_not_here_is_named_with_what_is(tmp_path, device, expec
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     assert expected in _refuses(tmp_path, "experiment=smoke", f"device={device}")
+
+
+SWEEP_START_FILES = ("multirun.yaml", "sweep_plan.json")  # every start of a sweep writes them anew
+
+
+def test_an_exception_a_launcher_raises_is_one_line_naming_the_key_and_keeps_the_results(tmp_path):
+    sweep = tmp_path / "sweep"
+    finished = run_main("-m", "experiment=smoke", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    finished_files = lambda: {path: path.stat().st_mtime_ns for path in sweep.rglob("*")  # noqa: E731
+                              if path.is_file() and path.name not in SWEEP_START_FILES}
+    kept = finished_files()
+    # a launcher of the user's own config folder, which no schema checks: joblib refuses it
+    folder = tmp_path / "mine" / "hydra" / "launcher"
+    folder.mkdir(parents=True)
+    (folder / "mine.yaml").write_text(
+        "_target_: hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher\nn_jobs: 0\n")
+    proc = run_main("-m", "--config-dir", str(tmp_path / "mine"), "experiment=smoke", "treatment=base,selffer",
+                    "n=2", "hydra/launcher=mine", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    assert lines[0].startswith("error: hydra/launcher=mine stopped: n_jobs == 0") and \
+        "check hydra.launcher.n_jobs=0" in lines[0]
+    assert finished_files() == kept

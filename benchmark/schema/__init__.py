@@ -14,11 +14,12 @@ the published references' names and the launchers' own config classes.
 from __future__ import annotations
 
 # importing each module stores its schemas in Hydra's ConfigStore
-from benchmark.schema import config, dataset, launcher, model, split, train
+from benchmark.schema import config, dataset, launcher, model, split, sweeper, train
 from benchmark.schema.keys import Check, Leaf, schema_leaves, type_error, validate
+from benchmark.schema.launcher import stored_options
 
-__all__ = ["Check", "GROUP_SCHEMAS", "Leaf", "ROOT", "launcher", "schema_leaves", "type_error",
-           "validate"]
+__all__ = ["Check", "GROUP_SCHEMAS", "Leaf", "ROOT", "launcher", "schema_leaves",
+           "stored_options", "type_error", "validate"]
 
 ROOT = config.Config  # conf/config.yaml
 # every schema an option of a config group may name, by group

@@ -2,16 +2,15 @@
 in the modules beside this one."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Optional, Union
 
 from benchmark.protocol import EVERY_LAYER, HALVES, LAYER_RULE, TREATMENTS
 from benchmark.schema.analysis import Analysis
-from benchmark.schema.keys import (Check, at_least, between, key, one_of, optional, positive,
-                                   seed_range, store)
+from benchmark.schema.keys import (Check, at_least, between, key, matches, one_of, optional,
+                                   positive, seed_range, store)
 
-DEVICE_PATTERN = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
+DEVICE_PATTERN = r"auto|cpu|mps|cuda(:\d+)?"
 
 
 def _layer() -> Check:
@@ -20,8 +19,8 @@ def _layer() -> Check:
 
 
 def _device() -> Check:
-    return Check(lambda v, _: DEVICE_PATTERN.fullmatch(v) is not None,
-                 "is not a device; use auto, cpu, cuda, cuda:INDEX or mps", "auto", "tpu")
+    return matches(DEVICE_PATTERN, "is not a device; use auto, cpu, cuda, cuda:INDEX or mps", "auto",
+                   "tpu")
 
 
 @dataclass
@@ -51,6 +50,18 @@ class Wandb:
     init_timeout: float = key(positive(30))
 
 
+def _stale() -> Check:
+    return Check(lambda v, parent: v > 2 * parent.heartbeat_s, "must be more than twice "
+                 "lock.heartbeat_s (a live holder must not look gone between two heartbeats)", 120, 1)
+
+
+@dataclass
+class Lock:
+    heartbeat_s: float = key(positive(10))
+    stale_s: float = key(_stale())
+    poll_s: float = key(positive(2))
+
+
 @dataclass
 class Config:
     """conf/config.yaml. The groups (dataset, model, train, split) have their own schemas."""
@@ -66,6 +77,7 @@ class Config:
     data: Data = key()
     cache_dir: str = key(determines=False)
     warm_sources: bool = key(determines=False)
+    lock: Lock = key(determines=False)
     device: str = key(_device(), determines=False)
     threads: Optional[int] = key(optional(at_least(1)), determines=False)
     wandb: Wandb = key(determines=False)

@@ -8,6 +8,7 @@ test can walk the schema and try every key (:func:`schema_leaves`).
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from collections.abc import Callable, Iterator, Sequence
@@ -50,6 +51,14 @@ def key(*checks: Check, default: Any = MISSING, determines: bool = True, older: 
     return field(default=default, metadata={"checks": checks, "determines": determines, "older": older})
 
 
+def plugin_key(base: type, name: str, *checks: Check) -> Any:
+    """Field ``name`` of a plugin's config class ``base`` (a Hydra launcher's or sweeper's) with its
+    default kept and ``checks`` added: a subclass of ``base`` redeclares the field with it."""
+    original = next(f for f in dataclasses.fields(base) if f.name == name)
+    return field(default=original.default, default_factory=original.default_factory,
+                 metadata={"checks": checks})
+
+
 def at_least(low: float) -> Check:
     return Check(lambda v, _: v >= low, f"must be at least {low}", low, low - 1)
 
@@ -68,6 +77,12 @@ def between(low: float, high: float, example: float, open_low: bool = False,
     interval = f"{'(' if open_low else '['}{low}, {high}{')' if open_high else ']'}"
     bad = high + 1 if isinstance(high, int) else high + 0.5
     return Check(ok, f"must be in {interval}", example, bad)
+
+
+def matches(pattern: str, rule: str, example: str, bad: str) -> Check:
+    """A text the regular expression ``pattern`` matches whole."""
+    compiled = re.compile(pattern)
+    return Check(lambda v, _: compiled.fullmatch(v) is not None, rule, example, bad)
 
 
 def one_of(choices: Sequence[str], rule: str = "is unknown") -> Check:
@@ -92,6 +107,28 @@ def store(group: str, name: str, node: type) -> None:
     ConfigStore.instance().store(group=f"schema/{group}" if group else "schema", name=name, node=node)
 
 
+# a Hydra plugin's own config class (by its dotted name: Hydra imports plugins anew) -> the schema
+# that checks its keys
+PLUGIN_SCHEMAS: dict[str, type] = {}
+
+
+def _dotted(kind: type) -> str:
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def check_plugin(plugin_conf: type, schema: type) -> None:
+    """Check the keys of an option a Hydra plugin stores itself (``hydra/launcher=joblib``, config
+    class ``plugin_conf``) with ``schema``: a subclass of ``plugin_conf`` whose fields add checks
+    (:func:`plugin_key`)."""
+    PLUGIN_SCHEMAS[_dotted(plugin_conf)] = schema
+
+
+def schema_of(kind: Any) -> Any:
+    """The schema that checks a node of type ``kind``: the schema a plugin's class is checked with,
+    or ``kind`` itself."""
+    return PLUGIN_SCHEMAS.get(_dotted(kind), kind) if isinstance(kind, type) else kind
+
+
 # ---------------------------------------------------------------- walking the schema
 
 @dataclass(frozen=True)
@@ -105,7 +142,7 @@ class Leaf:
 
 def schema_leaves(cfg: DictConfig, prefix: str = "") -> Iterator[Leaf]:
     """Every key under ``cfg`` whose node has a schema, with its type and checks."""
-    schema = OmegaConf.get_type(cfg)
+    schema = schema_of(OmegaConf.get_type(cfg))
     if not dataclasses.is_dataclass(schema):
         return
     hints = typing.get_type_hints(schema)
@@ -153,6 +190,8 @@ def type_words(kind: Any) -> tuple[str, str]:
             words, example = type_words(args[0])
             return f"{words} or null", example
         return " or ".join(type_words(a)[0] for a in args), type_words(args[0])[1]
+    if typing.get_origin(kind) in (dict, typing.Dict):
+        return "a mapping of names to values", "{name:value}"
     if typing.get_origin(kind) in (list, typing.List):
         words, example = type_words(args[0]) if args else ("a value", None)
         example = example or "a"
@@ -164,6 +203,7 @@ def type_words(kind: Any) -> tuple[str, str]:
 def type_error(full_key: str, value: Any, schema: type | None) -> UserError:
     """The one line for a value OmegaConf could not convert to its key's type."""
     name = full_key.rsplit(".", 1)[-1]
+    schema = schema_of(schema)
     fields = {f.name: f for f in dataclasses.fields(schema)} if dataclasses.is_dataclass(schema) else {}
     if name not in fields:
         return UserError(f"{full_key}={_written(value)} has the wrong type; check the value "

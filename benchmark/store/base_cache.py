@@ -1,8 +1,9 @@
 """Content-addressed cache of trained base networks.
 
 A base network is keyed by a hash of exactly the config fields that determine it
-(dataset, split, half, model, training recipe, seed: benchmark/store/fingerprint.py). A file
-lock makes parallel jobs that need the same base wait for it instead of training it twice; the
+(dataset, split, half, model, training recipe, seed: benchmark/store/fingerprint.py). A lock
+file (benchmark/store/lock.py) makes parallel jobs that need the same base wait for it instead of
+training it twice, and lets one take it over from a job that died while training it; the
 checkpoint is written atomically and verified by its SHA-256 before use, so a
 half-written or corrupt file is retrained, never loaded.
 """
@@ -16,11 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from filelock import FileLock
 
 from benchmark.store.atomic import (atomic_write_json, bytes_to_tensors, read_verified,
                                     tensors_to_bytes, write_verified)
 from benchmark.store.fingerprint import cache_key
+from benchmark.store.lock import LockTiming, held
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +35,15 @@ class CachedBase:
 
 
 class BaseCache:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, timing: LockTiming) -> None:
         self.root = root
+        self.timing = timing
 
     def _paths(self, key: str) -> tuple[Path, Path, Path]:
         folder = self.root / key
-        return folder / "model.pt", folder / "meta.json", self.root / f"{key}.lock"
+        # not KEY.lock: caches written before hold empty KEY.lock files of the flock it replaced,
+        # which would read as a holder that never wrote its name
+        return folder / "model.pt", folder / "meta.json", self.root / f"{key}.base.lock"
 
     def _load(self, key: str) -> CachedBase | None:
         model_path, meta_path, _ = self._paths(key)
@@ -68,7 +72,7 @@ class BaseCache:
         key = cache_key(fields)
         model_path, meta_path, lock_path = self._paths(key)
         self.root.mkdir(parents=True, exist_ok=True)
-        with FileLock(str(lock_path)):
+        with held(lock_path, self.timing, f"base network {key}"):
             cached = self._load(key)
             if cached is not None:
                 log.info("using cached base network %s", model_path.parent)

@@ -21,10 +21,12 @@ log = logging.getLogger(__name__)
 
 RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.pt"  # a run's per-epoch checkpoint, removed once its result is written
+RUN_LOCK_FILE = "run.lock"  # held by the process training the run (benchmark/store/lock.py)
 
 
-def finished_result(out_dir: Path, fingerprint: str) -> RunRecord | None:
-    """The record already written in ``out_dir`` if that run finished ``ok``, else None.
+def finished_result(out_dir: Path, fingerprint: str, failed_too: bool = False) -> RunRecord | None:
+    """The record already written in ``out_dir`` if that run finished ``ok`` (``failed_too``: or
+    failed, in this configuration: another process has just recorded it), else None.
 
     An unreadable or failed result is reported and the run is done again; a finished
     result of a *different* configuration is never overwritten.
@@ -38,7 +40,7 @@ def finished_result(out_dir: Path, fingerprint: str) -> RunRecord | None:
         log.warning("%s is corrupt (%s); running this configuration again", path, error)
         return None
     if not record.ok:
-        return None
+        return record if failed_too and record.fingerprint == fingerprint else None
     if record.fingerprint != fingerprint:
         raise UserError(f"{path} holds a finished result of a different configuration; keep it and "
                         "write this one elsewhere: set hydra.sweep.dir=... (or hydra.run.dir=...) "

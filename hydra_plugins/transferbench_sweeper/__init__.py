@@ -16,6 +16,9 @@ target x seed ...), like Hydra's basic sweeper, with three changes:
   launchers busy meanwhile; when the grid has transfer runs, the base jobs also train
   the other half's base network (``warm_sources=true``), the source those runs copy from;
   in each wave the longest trainings start first.
+
+An exception that escapes the launcher ends the sweep in one ``error:`` line
+(benchmark/sweep/launcher_errors.py).
 """
 from __future__ import annotations
 
@@ -25,11 +28,14 @@ from typing import List, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
+from hydra.types import HydraContext, TaskFunction
+from omegaconf import DictConfig
 
 from benchmark.errors import UserError, exit_with
 from benchmark.models import model_blocks
 from benchmark.protocol import (EVERY_LAYER, check_layer, combination_problem, every_layer,
                                 not_a_layer, treatment_named)
+from benchmark.sweep.launcher_errors import GuardedLauncher, guarded
 from benchmark.sweep.progress import write_plan
 
 log = logging.getLogger(__name__)
@@ -76,6 +82,14 @@ class ProtocolSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
         self._blocks: dict[tuple, list[str]] = {}
+
+    def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
+              ) -> None:
+        """Hydra's, with the launcher's exceptions (when it is made and when it launches) ending the
+        sweep in one line (benchmark/sweep/launcher_errors.py)."""
+        guarded(lambda: super(ProtocolSweeper, self).setup(
+            hydra_context=hydra_context, task_function=task_function, config=config), config)
+        self.launcher = GuardedLauncher(self.launcher, config)
 
     def _point(self, job: List[str]) -> tuple[str, int, bool]:
         values = _values(job)
