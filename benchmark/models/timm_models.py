@@ -133,10 +133,11 @@ def timm_partition(net: nn.Module, cfg: DictConfig) -> Partition:
     except (AssertionError, NotImplementedError):  # e.g. RDNet groups only finely
         raise UserError(f"timm's {cfg.arch} has no {cfg.granularity} block grouping; use model.granularity="
                         f"{'fine' if cfg.granularity == 'coarse' else 'coarse'}, or {how_to_fix}") from None
-    groups = list(group_with_matcher(((name, None) for name, _ in net.named_parameters()), matcher).values())
+    parameters = [name for name, _ in net.named_parameters()]
+    groups = list(group_with_matcher(((name, None) for name in parameters), matcher).values())
     in_head = [any(under(name, classifier) for name in group) for group in groups]
-    head = covering_paths(net, [name for group, h in zip(groups, in_head) if h for name in group])
-    paths = [covering_paths(net, group) for group, h in zip(groups, in_head) if not h]
+    head = covering_paths(parameters, [name for group, h in zip(groups, in_head) if h for name in group])
+    paths = [covering_paths(parameters, group) for group, h in zip(groups, in_head) if not h]
     partition = Partition({block_name(p, i == 0): p for i, p in enumerate(paths)}, head or classifier)
     check_partition(net, partition, how_to_fix)
     return partition

@@ -66,19 +66,20 @@ def _units(net: nn.Module) -> list[list[str]]:
 def torchvision_partition(net: nn.Module, cfg: DictConfig) -> Partition:
     how_to_fix = f"list them as model.blocks=[...] (module names of torchvision's {cfg.arch}, several joined by +)"
     *units, classifier = _units(net)
-    head = covering_paths(net, _parameters_under(net, classifier))
+    parameters = [name for name, _ in net.named_parameters()]
+    head = covering_paths(parameters, _under(parameters, classifier))
     if cfg.blocks:
         return explicit_partition(net, list(cfg.blocks), head, how_to_fix)
     own = [name for name, _ in net.named_parameters(recurse=False)]  # e.g. ViT's class token
-    paths = [covering_paths(net, (own if i == 0 else []) + _parameters_under(net, unit))
+    paths = [covering_paths(parameters, (own if i == 0 else []) + _under(parameters, unit))
              for i, unit in enumerate(units)]
     partition = Partition({block_name(p, i == 0): p for i, p in enumerate(paths)}, head)
     check_partition(net, partition, how_to_fix)
     return partition
 
 
-def _parameters_under(net: nn.Module, paths: list[str]) -> list[str]:
-    return [name for name, _ in net.named_parameters() if under(name, paths)]
+def _under(parameters: list[str], paths: list[str]) -> list[str]:
+    return [name for name in parameters if under(name, paths)]
 
 
 @register("torchvision", TorchvisionWeights(lambda cfg: cfg.arch, lambda key, cfg: f"{NET}.{key}"))

@@ -39,12 +39,13 @@ def tensor_names(model: nn.Module) -> list[str]:
     return [name for name, _ in chain(model.named_parameters(), model.named_buffers())]
 
 
-def covering_paths(model: nn.Module, names: Sequence[str]) -> tuple[str, ...]:
-    """The fewest module or parameter paths whose parameters are exactly ``names`` (where a module
-    holds only some of them, its parts), in registration order; buffers follow their module."""
+def covering_paths(parameters: Sequence[str], names: Sequence[str]) -> tuple[str, ...]:
+    """The fewest module or parameter paths whose parameters (of all the model's ``parameters``)
+    are exactly ``names`` (where a module holds only some of them, its parts), in registration
+    order; buffers follow their module."""
     wanted = set(names)
     owned_by: dict[str, bool] = {}
-    for name, _ in model.named_parameters():
+    for name in parameters:
         for path in _ancestors(name):
             owned_by[path] = owned_by.get(path, True) and name in wanted
     paths: list[str] = []
