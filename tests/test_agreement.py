@@ -6,7 +6,7 @@ import pytest
 from scipy import stats
 
 from benchmark.analysis import aggregate, default_analysis
-from benchmark.protocol import run_label
+from benchmark.protocol import EXTERNAL_SOURCE, EXTERNAL_SOURCED, run_label
 from benchmark.store.results import write_result
 
 BLOCKS = ["conv1", "conv2", "conv3", "conv4", "conv5"]
@@ -76,3 +76,24 @@ def test_largest_gap_and_first_costly_n(summary):
     assert agreement["largest_gap_points"] == {"n": max(gaps, key=gaps.get), "points": pytest.approx(max(gaps.values()))}
     first = lambda curve: next(n for n in sorted(curve) if curve[n] < 0.95)  # noqa: E731
     assert agreement["first_costly_n"] == {"cheap": first(mean_cheap), "protocol": first(mean_protocol)}
+
+
+def test_an_external_source_is_read_out_against_xnb(tmp_path):
+    """A zoo or external source's readout over the own base's (the cheap XnB) beside XnB / baseB."""
+    for seed in SEEDS[:3]:
+        own = [0.5 + 0.05 * n for n in range(1, 6)]
+        entry = {"pool": 2, "train_images": 100, "images": 50, "own": own,
+                 EXTERNAL_SOURCE: [o * cheap(n, seed) for n, o in enumerate(own, start=1)]}
+        write_result(tmp_path / f"baseB-seed{seed}", run("base", 0, seed, 0.8, linear_probe=entry))
+        for n in range(1, 6):
+            write_result(tmp_path / f"XnB{n}-seed{seed}", run("external", n, seed, 0.8 * protocol(n, seed)))
+    analysis = default_analysis(["analysis.measures=[linear_probe]", "analysis.agreement.bootstrap=200"])
+    summary = aggregate(tmp_path, analysis=analysis).summary["linear_probe"]
+    for n in range(1, 6):
+        assert summary["cheap_generality"][EXTERNAL_SOURCE][str(n)]["mean"] == pytest.approx(
+            np.mean([cheap(n, s) for s in SEEDS[:3]]))
+    agreement = summary["agreement"][EXTERNAL_SOURCED]
+    assert agreement["units"] == 3 and "AnB" not in summary["agreement"]
+    assert agreement["per_unit"]["spearman"]["values"] == pytest.approx(
+        [stats.spearmanr([cheap(n, s) for n in range(1, 6)], [protocol(n, s) for n in range(1, 6)]).statistic
+         for s in SEEDS[:3]])
