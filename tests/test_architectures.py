@@ -18,9 +18,9 @@ from conftest import compose_config
 
 ARCHITECTURES = {  # small widths: the invariants do not depend on size
     "convnet8": ["model=convnet8", "model.width=4"],
-    "resnet18-stage": ["model=resnet18", "model.width=4"],
-    "resnet18-block": ["model=resnet18", "model.width=4", "model.granularity=block"],
-    "resnet50-block": ["model=resnet50", "model.width=2", "model.granularity=block"],
+    "resnet18-stage": ["model=resnet18", "model.width=8"],
+    "resnet18-block": ["model=resnet18", "model.width=8", "model.granularity=block"],
+    "resnet50-block": ["model=resnet50", "model.width=8", "model.granularity=block"],
     "vit": ["model=vit", "model.hidden_dim=16", "model.num_heads=2", "model.mlp_dim=32",
             "model.depth=3", "model.dropout=0.1", "train=vit", "train.epochs=2", "train.warmup_epochs=1"],
     # zoo models by name, at their smallest (timm's test_* models) or narrowed by model.kwargs

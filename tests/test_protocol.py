@@ -72,7 +72,7 @@ def test_a_results_directory_with_an_unknown_treatment_is_reported_not_pooled(tm
 def test_resnet18_sweep_over_every_layer_ends_in_its_curve(tmp_path):
     """n=all through the protocol sweeper: the layers of resnet18 by stage (L = 5)."""
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "experiment=smoke", "model=resnet18", "model.width=4",
+    proc = run_cli("-m", "experiment=smoke", "model=resnet18", "model.width=8",
                    "treatment=base,transfer", "n=all", "finetune=false", "wandb.mode=disabled",
                    f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
