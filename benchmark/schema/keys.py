@@ -59,8 +59,9 @@ def plugin_key(base: type, name: str, *checks: Check) -> Any:
                  metadata={"checks": checks})
 
 
-def at_least(low: float) -> Check:
-    return Check(lambda v, _: v >= low, f"must be at least {low}", low, low - 1)
+def at_least(low: float, why: str = "") -> Check:
+    """``why``: the reason for the bound, shown in the error after it (e.g. a library's limit)."""
+    return Check(lambda v, _: v >= low, f"must be at least {low}" + (f" ({why})" if why else ""), low, low - 1)
 
 
 def positive(example: float) -> Check:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Optional
 
-from benchmark.schema.keys import Check, at_least, between, key, one_of, store
+from benchmark.schema.keys import at_least, between, key, one_of, store
 
 # convnet8's inits. default: PyTorch's layer init, whose scale shrinks layer by layer (BatchNorm
 # restores it); kaiming: He et al. 2015's for ReLU networks, which keeps it, so the net trains
@@ -30,18 +30,12 @@ class ConvNet8(CaffeNet):
     init: str = key(one_of(INITS), older="default")
 
 
-def _resnet_width() -> Check:
-    """Narrower than 8 channels, ResNet-18's training corrupts memory inside PyTorch 2.14's oneDNN
-    kernels on CPUs with AVX2 but no AVX-512 (seen on AMD EPYC Zen 3: the process aborts with
-    "double free or corruption" or hangs); 8 and more train normally there."""
-    return Check(lambda v, _: v >= 8, "must be at least 8 (narrower ResNets crash PyTorch's oneDNN "
-                 "kernels on AVX2-only CPUs)", 8, 4)
-
-
 @dataclass
 class ResNet:
     name: str = key()
-    width: int = key(_resnet_width())
+    # Narrower than 8 channels, ResNet-18's training corrupts memory inside PyTorch 2.14's oneDNN
+    # kernels on CPUs with AVX2 but no AVX-512 (AMD EPYC Zen 3: "double free or corruption", or a hang)
+    width: int = key(at_least(8, "narrower ResNets crash PyTorch's oneDNN kernels on AVX2-only CPUs"))
     granularity: str = key(one_of(("stage", "block")))
     stem: str = key(one_of(("auto", "imagenet", "small")))
 
