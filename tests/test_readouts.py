@@ -89,6 +89,17 @@ def test_probe_standardises_features(sectors, probe):
     assert mapped["top1"] == pytest.approx(probe["top1"], abs=2e-3)
 
 
+def test_probe_path_is_order_free_and_matches_a_single_fit(sectors, probe):
+    """The L2 strengths are fitted along a path, strongest first, each from the last solution:
+    the order they are given in changes nothing, and the probe asked for the chosen strength
+    alone (fitted from zero weights) reaches the same top-1."""
+    (train_x, train_y), (test_x, test_y) = sectors
+    reordered = linear_probe(train_x, train_y, test_x, test_y, CLASSES, (1e-2, 1.0, 1e-4, 1e-1, 1e-3))
+    assert reordered == probe
+    alone = linear_probe(train_x, train_y, test_x, test_y, CLASSES, (probe["weight_decay"],))
+    assert alone["top1"] == pytest.approx(probe["top1"], abs=2e-3)
+
+
 def test_probe_needs_two_training_images_per_class(sectors):
     (train_x, train_y), (test_x, test_y) = sectors
     lonely = train_y.clone()
