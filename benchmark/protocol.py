@@ -157,11 +157,12 @@ ANSWERS_FOR = {OTHER: (TRANSFER, TRANSFER_TUNED), EXTERNAL_SOURCE: (EXTERNAL_SOU
                RANDOM_INIT: (RANDOM_CONTROL,)}
 
 
-# The verdicts of a finding tested on a sweep (benchmark/analysis/findings.py): its test rejects
-# (holds), the test of its opposite beyond the finding's margin rejects (contradicted), or neither
-# (inconclusive, with the seeds a decision would need); NOT_ENOUGH_RUNS: a test lacks runs to pair
-HOLDS, CONTRADICTED, INCONCLUSIVE = "holds", "contradicted", "inconclusive"
-VERDICTS = (HOLDS, CONTRADICTED, INCONCLUSIVE)
+# The verdicts of a finding tested on a sweep (benchmark/analysis/verdict.py): the effect shown
+# beyond the finding's margin (holds), shown real but inside it (small: the finding's direction,
+# smaller than the paper's meaningful size), shown absent or reversed (contradicted), or none of
+# these (inconclusive, with the seeds a decision would need); NOT_ENOUGH_RUNS: a test lacks runs
+HOLDS, SMALL, CONTRADICTED, INCONCLUSIVE = "holds", "real but small", "contradicted", "inconclusive"
+VERDICTS = (HOLDS, SMALL, CONTRADICTED, INCONCLUSIVE)
 NOT_ENOUGH_RUNS = "not enough runs"
 
 

@@ -235,7 +235,7 @@ def test_a_run_checks_the_findings_settings_before_it_starts():
     from benchmark.config import compose_config
     from benchmark.preflight import check_config
 
-    with pytest.raises(UserError, match=r"analysis.findings.far_points=-1.0 must be at least 0"):
+    with pytest.raises(UserError, match=r"analysis.findings.far_points=-1.0 must be positive"):
         check_config(compose_config("analysis.findings.far_points=-1"))
     with pytest.raises(UserError, match=r"train.epochs=12 with train.eval_every=3 evaluates 4 times"):
         check_config(compose_config("experiment=demo", "analysis.metric=mean_highest"))
