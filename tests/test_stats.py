@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from benchmark.analysis.stats import holm, one_sample_p, paired, slope, units_needed, welch_test
+from benchmark.analysis.stats import (holm, one_sample_p, one_sided_power, paired, slope, unpaired_test,
+                                     welch_test)
 
 A = [0.712, 0.698, 0.731, 0.705, 0.722]
 B = [0.701, 0.690, 0.711, 0.700, 0.709]
@@ -62,18 +63,23 @@ def test_slope_is_least_squares():
     assert slope(xs, ys) == pytest.approx(np.polyfit(xs, ys, 1)[0])
 
 
-def _power(effect: float, units: int, alpha: float = 0.05) -> float:
-    """Power of the one-sided one-sample t-test (noncentral t) at a standardised effect."""
-    df = units - 1
-    return float(stats.nct.sf(stats.t.ppf(1 - alpha, df), df, effect * np.sqrt(units)))
-
-
 @pytest.mark.parametrize("offset, spread, units", [(1.0, 1.0, 8), (0.5, 1.0, 27), (3.0, 2.0, 5)])
-def test_units_needed_reach_80_percent_power_and_one_fewer_does_not(offset, spread, units):
-    assert units_needed(offset, spread, 0.05) == units  # 8 and 27: G*Power's one-sided d = 1, 0.5
-    assert _power(offset / spread, units) >= 0.8 > _power(offset / spread, units - 1)
+def test_power_reaches_80_percent_at_g_power_units_and_not_one_fewer(offset, spread, units):
+    # 8 and 27: G*Power's one-sided one-sample t at d = 1, 0.5, alpha 0.05, power 0.8
+    power = one_sided_power(offset, spread, np.array([units - 1, units]), 0.05)
+    assert power[1] >= 0.8 > power[0]
 
 
-def test_no_number_of_units_shows_a_mean_on_the_wrong_side_of_its_bound():
-    assert units_needed(-0.5, 1.0, 0.05) is None and units_needed(0.0, 1.0, 0.05) is None
-    assert units_needed(1.0, None, 0.05) is None and units_needed(1e-3, 1.0, 0.05) is None  # over 1000
+def test_power_of_a_mean_on_the_wrong_side_of_its_bound_stays_under_alpha():
+    power = one_sided_power(-0.5, 1.0, np.arange(2, 1001), 0.05)
+    assert power.max() < 0.05 and one_sided_power(0.0, 1.0, np.array([1000]), 0.05)[0] == pytest.approx(0.05)
+
+
+def test_a_single_unit_against_a_group_is_the_prediction_t_test():
+    group = [5.0, 6.0, 7.0, 6.5]
+    result = unpaired_test([15.0], group, "greater", shift=2.0)
+    se = np.std(group, ddof=1) * np.sqrt(1 + 1 / len(group))
+    t = (15.0 - np.mean(group) - 2.0) / se
+    assert result["test"] == "prediction" and result["p"] == pytest.approx(stats.t.sf(t, len(group) - 1))
+    assert unpaired_test(group, [15.0])["mean"] == pytest.approx(np.mean(group) - 15.0)
+    assert unpaired_test(group, group[:2])["test"] == "Welch" and unpaired_test([1.0], [2.0])["p"] is None

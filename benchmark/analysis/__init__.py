@@ -23,9 +23,10 @@ from benchmark.analysis.curve import build_summary, curve_rows, is_usable, poole
 from benchmark.analysis.export import write_json, write_results_csv, write_text
 from benchmark.analysis.figure import plot_generality
 from benchmark.analysis.findings import findings_settings, test_findings
-from benchmark.analysis.findings_table import findings_rows, findings_text, render_findings, write_findings
+from benchmark.analysis.findings_table import (findings_rows, findings_text, render_findings, verdict_label,
+                                              write_findings)
 from benchmark.reference import load_reference
-from benchmark.analysis.sanity import sanity_checks
+from benchmark.analysis.sanity import gate, sanity_checks
 from benchmark.analysis.table import write_table
 from benchmark.errors import UserError
 from benchmark.measures import MEASURES, check_measures
@@ -35,7 +36,7 @@ from benchmark.schema import validate
 
 __all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "compare_sweeps", "curve_rows",
            "default_analysis", "default_findings", "findings_rows", "findings_text", "load_reference",
-           "pooled_settings", "render_findings"]
+           "pooled_settings", "render_findings", "verdict_label"]
 
 
 class AnalysisError(UserError):
@@ -81,8 +82,8 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     summary["cost"] = sweep_cost(records)
     for measure in MEASURES.values():
         summary[measure.record_key] = measure.summarise(records, analysis)
-    summary["findings"] = test_findings(records, metric, settings)
     summary["sanity"] = sanity_checks(records, metric, settings)
+    summary["findings"] = gate(test_findings(records, metric, settings), summary["sanity"])
     png, pdf = plot_generality(summary, sweep / "generality", paper)
     paths = {
         "csv": write_results_csv(records, sweep / "results.csv"),

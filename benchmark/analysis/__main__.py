@@ -10,15 +10,17 @@ import sys
 
 from omegaconf import OmegaConf
 
-from benchmark.analysis import (Report, aggregate, compare_sweeps, default_analysis, findings_text,
-                                pooled_settings)
+from benchmark.analysis import (Report, aggregate, compare_sweeps, default_analysis, default_findings,
+                                findings_text, pooled_settings)
+from benchmark.analysis.findings import findings_settings, regions_table
 from benchmark.errors import UserError, exit_with
 from benchmark.protocol import HIGHEST, MEAN_HIGHEST, METRICS
 from benchmark.reference import available
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    args = _parser(rules=bool({"-h", "--help"} & set(argv))).parse_args(argv)
     try:
         analysis = default_analysis(args.set)
         findings = OmegaConf.to_container(analysis.findings)
@@ -33,11 +35,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(rules: bool) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark.analysis",
         description="Aggregate a sweep's result.json files into results.csv, summary.json, "
-                    "generality.png/.pdf and table.tex, written into the sweep directory.")
+                    "generality.png/.pdf and table.tex, written into the sweep directory.",
+        epilog=_verdict_rules() if rules else None, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sweep_dirs", nargs="+", metavar="sweep_dir",
                         help="directory searched recursively for result.json; several: compare them")
     parser.add_argument("--reference", help=f"overlay published numbers: {', '.join(available())}")
@@ -52,6 +55,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", help="where a comparison of several sweeps goes "
                                       "(default: DIR/comparison, DIR their common parent)")
     return parser
+
+
+def _verdict_rules() -> str:
+    """The findings' verdict regions at the configured margins (composing the config takes a
+    second: only for --help)."""
+    return ("how each finding's verdict is reached (analysis.findings.* in conf/config.yaml):\n\n"
+            + regions_table(findings_settings(default_findings())))
 
 
 def _print_comparison(paths: dict) -> None:

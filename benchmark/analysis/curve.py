@@ -3,6 +3,11 @@
 Both transfer directions are pooled, as in Yosinski et al. 2014: every run is
 named by its role written with target-B names (a selffer net is ``BnB`` whether
 it was BnB or AnA), and compared with the base net of its own target half.
+
+The unit of replication is the split (experiment and seed): the two directions of one
+split share the split and both base networks, so they are not independent. A run is
+paired with the base of its own target half (``unit``), and the paired values of one
+split's directions are averaged (``by_replicate``) before any mean, interval or test.
 """
 from __future__ import annotations
 
@@ -41,8 +46,29 @@ def role(record: RunRecord) -> str:
 
 
 def unit(record: RunRecord) -> tuple:
-    """Runs are matched within a unit: same experiment, seed and target half."""
+    """Runs are paired within a unit: same experiment, seed and target half."""
     return (*record.experiment(), record.seed, record.target)
+
+
+def replicate(paired_unit: tuple) -> tuple:
+    """The unit of replication a pairing unit belongs to: its split (experiment and seed),
+    whichever direction (target half)."""
+    return paired_unit[:-1]
+
+
+def by_replicate(values: Iterable[tuple[tuple, float]]) -> dict[tuple, float]:
+    """(unit, value) pairs averaged over the directions of each split: {replicate: mean}."""
+    grouped: dict[tuple, list[float]] = {}
+    for paired_unit, value in values:
+        grouped.setdefault(replicate(paired_unit), []).append(value)
+    return {key: float(np.mean(group)) for key, group in grouped.items()}
+
+
+def paired_differences(table: Table, role_name: str, reference: str, n: int) -> dict[tuple, float]:
+    """Per split: role - reference at layer n, each run paired with the reference run of its own
+    target half, the directions of a split averaged."""
+    ref = dict(lookup(table, reference, n))
+    return by_replicate((u, value - ref[u]) for u, value in lookup(table, role_name, n) if u in ref)
 
 
 def metric_value(record: RunRecord, metric: str) -> float | None:
@@ -101,12 +127,12 @@ def build_summary(results: Iterable[RunRecord], metric: str = "top1") -> dict:
         (usable if is_usable(result, metric) else failed).append(result)
     results = usable + failed
     table = role_table(usable, metric)
-    base_values = [value for _, value in lookup(table, BASE, 0)]
+    base_values = list(by_replicate(lookup(table, BASE, 0)).values())
     ns = sorted({n for name, by_n in table.items() if name not in BASES for n in by_n})
     return {
         "metric": metric,
         "base": describe(base_values),
-        "source_base": describe([value for _, value in lookup(table, SOURCE_BASE, 0)]),
+        "source_base": describe(list(by_replicate(lookup(table, SOURCE_BASE, 0)).values())),
         "series": {s.key: _series_points(table, s.key, base_values)
                    for s in SERIES if s.key not in BASES and s.key in table},
         "blocks": layer_names(results),
@@ -169,18 +195,15 @@ def lookup(table: Table, name: str, n: int) -> list[tuple[tuple, float]]:
 
 def _series_points(table: Table, name: str, base_values: list[float]) -> dict[str, dict]:
     """Each n of a series, compared with the base (Holm-corrected across n)."""
-    base = dict(lookup(table, BASE, 0))
-    return _with_holm({str(n): _series_point(pairs, base_values, base)
-                       for n, pairs in sorted(table[name].items())})
+    return _with_holm({str(n): _series_point(table, name, n, base_values) for n in sorted(table[name])})
 
 
-def _series_point(pairs: list[tuple[tuple, float]], base_values: list[float],
-                  base: dict[tuple, float]) -> dict:
-    """Describe a cell; compare it with the base: paired t on the per-unit differences when its
-    runs pair with base runs (same seed and target), Welch otherwise (``vs_base``: the
-    difference, its CI and p; ``p_vs_base``: that p)."""
-    values = [value for _, value in pairs]
-    differences = [value - base[u] for u, value in pairs if u in base]
+def _series_point(table: Table, name: str, n: int, base_values: list[float]) -> dict:
+    """Describe a cell (per split); compare it with the base: paired t on the per-split
+    differences when its runs pair with base runs (same seed and target), Welch otherwise
+    (``vs_base``: the difference, its CI and p; ``p_vs_base``: that p)."""
+    values = list(by_replicate(lookup(table, name, n)).values())
+    differences = list(paired_differences(table, name, BASE, n).values())
     if len(differences) >= 2:
         comparison = {**paired(differences), "test": "paired t"}
     else:
@@ -199,14 +222,14 @@ def _with_holm(points: dict[str, dict]) -> dict[str, dict]:
 
 def _derived_point(table: Table, left: str, right: str,
                    combine: Callable[[float, float], float], null: float, n: int) -> dict:
-    """Combine the runs of two roles that share a unit (paired t-test against ``null``);
-    count the non-base runs left unmatched."""
+    """Combine the runs of two roles that share a unit, average per split, paired t-test against
+    ``null``; count the non-base runs left unmatched."""
     sides = {left: dict(lookup(table, left, n)), right: dict(lookup(table, right, n))}
     a, b = sides[left], sides[right]
-    values = [combine(a[u], b[u]) for u in a if u in b]
+    values = by_replicate((u, combine(a[u], b[u])) for u in a if u in b and math.isfinite(combine(a[u], b[u])))
     unmatched = sum(len(side.keys() - other.keys())
                     for name, side, other in ((left, a, b), (right, b, a)) if name != BASE)
-    return {**paired([v for v in values if math.isfinite(v)], null), "unmatched": unmatched}
+    return {**paired(list(values.values()), null), "unmatched": unmatched}
 
 
 def _failure(record: RunRecord, metric: str) -> dict:

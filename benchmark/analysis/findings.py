@@ -1,53 +1,36 @@
 """The six findings of Yosinski et al. 2014, each tested on a sweep with a verdict.
 
-Runs pair by unit (experiment, seed and target half: the same class split and the same
-base networks), so every per-layer comparison is a t-test on the per-unit differences,
-in points (percentage points of the metric). Each finding names its layers as fractions
-of the depth L (``analysis.findings.*`` in conf/config.yaml), so they scale with the model.
+Runs pair by unit (experiment, seed and target half: the same class split and the same base
+networks); the two directions of a split are averaged, so the unit of replication is the split
+(benchmark/analysis/curve.py). Every per-layer comparison is a t-test on the per-split
+differences, in points (percentage points of the metric). Each finding names its layers as
+fractions of the depth L (``analysis.findings.*`` in conf/config.yaml), so they scale with the
+model, and has a margin: the paper's meaningful size of its effect.
 
-Each finding is a set of one-sided tests of the finding, and of its opposite beyond the
-finding's margin; its verdict (benchmark/protocol.py): ``holds`` when its tests reject,
-``contradicted`` when the tests of its opposite reject, ``inconclusive`` when neither, with
-the seeds that would decide it if the observed means and spreads are the truth (80% power);
-benchmark/analysis/verdict.py says how. A claim about every layer needs no multiplicity
-correction (an intersection-union test); a claim about some layer is Holm-corrected.
-
-1. AnB near baseB in the first layers, falling as n grows. Near: at every first layer a
-   non-inferiority test (AnB - baseB > -near_points; opposite: AnB - baseB < -near_points).
-   Falling: the least-squares slope of AnB - baseB over n is computed per unit and the
-   slopes are tested against 0 (one-sided t); opposite: the fitted fall over the layers run
-   is smaller than near_points (AnB would stay near baseB throughout). A per-unit slope uses
-   every layer and keeps the pairing, where a rank test over 3 seeds (Page, Spearman) has
-   too little resolution to reject at 5%.
-2. BnB dips below baseB in the middle layers: baseB - BnB > 0 at some middle layer (Holm);
-   opposite: baseB - BnB < same_points at every middle layer (BnB non-inferior to baseB).
-3. BnB+ stays at baseB: equivalence (two one-sided tests, within +-same_points) at every
-   layer; opposite: BnB+ outside +-same_points at some layer.
-4. AnB+ is at or above baseB: non-inferiority (AnB+ - baseB > -same_points) at every layer;
-   opposite: AnB+ below baseB by more than same_points at some layer.
-5. A dissimilar split falls more at the top layers than a random one: the per-unit mean of
-   baseB - AnB over the top layers, compared between the splits by Welch's t-test
-   (one-sided; different splits have different base networks, so runs do not pair);
-   opposite: the dissimilar split falls less than same_points more than the random one.
-6. Random frozen layers do far worse: AnB - RnB > far_points at every layer from
-   ``random_from`` on; opposite: AnB - RnB < far_points at some such layer.
+Each finding's possible true effects are partitioned into regions (benchmark/analysis/verdict.py):
+``holds`` (beyond the margin), ``real but small`` (the finding's direction, under the margin),
+``contradicted`` (under ``negligible`` x margin, or reversed); a finding stated as an equivalence
+or a non-inferiority has no small region. ``REGIONS`` below is the table of them, printed by
+``python -m benchmark.analysis --help`` and in the docs. No two regions can be shown on the same
+data, so as seeds grow exactly one verdict is reached (an effect exactly on a bound aside).
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 
+import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from benchmark.analysis.curve import Table, is_usable, lookup, role_table
+from benchmark.analysis.curve import Table, is_usable, lookup, paired_differences, role_table
 from benchmark.analysis.findings_table import format_interval, format_p
 from benchmark.analysis.stats import describe, holm, slope
-from benchmark.analysis.verdict import (GREATER, LESS, Bound, Row, finding_p, one_sample_row, verdict,
-                                         welch_row)
+from benchmark.analysis.verdict import (GREATER, Regions, Row, Test, at_least, both, decide, one_sample_row,
+                                         rows_text, sized, two_group_row, within)
 from benchmark.errors import UserError
-from benchmark.protocol import (ACCURACIES, BASE, BASES, NOT_ENOUGH_RUNS, RANDOM_CONTROL, SELFFER,
+from benchmark.protocol import (ACCURACIES, BASE, BASES, CONTRADICTED, HOLDS, NOT_ENOUGH_RUNS, SMALL, RANDOM_CONTROL, SELFFER,
                                 SELFFER_TUNED, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED, TREATMENTS,
                                 run_label)
 from benchmark.schema import type_error, validate
@@ -95,8 +78,8 @@ def points_scale(metric: str) -> float | None:
 
 
 def test_findings(results: Iterable[RunRecord], metric: str, settings: FindingsSettings) -> dict:
-    """Every finding's test on the usable runs: ``{"layers": ..., "depth": L, "units": the paired
-    units (seed and target) of the base runs, "findings": [...]}``."""
+    """Every finding's test on the usable runs: ``{"layers": ..., "depth": L, "units": the units of
+    replication (splits) of the base runs, "findings": [...]}``."""
     results = [r for r in results if is_usable(r, metric)]
     scale = points_scale(metric)
     depth = max((len(r.blocks or []) for r in results), default=0) or max(
@@ -112,9 +95,15 @@ def test_findings(results: Iterable[RunRecord], metric: str, settings: FindingsS
     findings = [_finding1(context, ranges), _finding2(context, ranges), _finding3(context, ranges),
                 _finding4(context, ranges), _finding5(results, metric, context, ranges),
                 _finding6(context, ranges)]
-    units = len({u for u, _ in lookup(table, BASE, 0)})
-    block = {"layers": ranges, "depth": depth, "units": units, "findings": findings}
+    units = len(paired_differences(table, BASE, BASE, 0))
+    block = {"layers": ranges, "depth": depth, "units": units, "findings": findings,
+             "stopping": STOPPING}
     return block | ({"note": _one_seed_note(results)} if units == 1 else {})
+
+
+STOPPING = ("Decide the number of seeds before looking at the verdicts: their error rates (docs: "
+            "calibration) hold for a number fixed in advance, and adding seeds until a verdict appears "
+            "raises them. The tool supports fixed designs only, not sequential ones.")
 
 
 def _one_seed_note(results: list[RunRecord]) -> str:
@@ -136,13 +125,12 @@ class _Context:
     ran: list[int]
 
     def differences(self, role: str, reference: str, n: int) -> dict[tuple, float]:
-        """Per-unit role - reference at layer n, in points."""
-        ref = dict(lookup(self.table, reference, n))
-        return {u: (value - ref[u]) * self.scale for u, value in lookup(self.table, role, n) if u in ref}
+        """Per split: role - reference at layer n, in points."""
+        return {u: d * self.scale for u, d in paired_differences(self.table, role, reference, n).items()}
 
-    def per_layer(self, role: str, reference: str, layers: list[int], claim: list[Bound],
-                  opposite: list[Bound], sign: float = 1.0) -> tuple[list[Row], list[str]]:
-        """A row per layer of the paired differences ``sign * (role - reference)``, and the runs
+    def per_layer(self, role: str, reference: str, layers: list[int],
+                  sign: float = 1.0) -> tuple[list[Row], list[str]]:
+        """A row per layer of the per-split differences ``sign * (role - reference)``, and the runs
         missing for a test (named by label)."""
         rows, missing = [], []
         for n in [n for n in layers if n in self.ran] or layers:
@@ -150,8 +138,11 @@ class _Context:
             if len(diffs) < MIN_PAIRS:
                 missing.append(_missing(role, reference, n, len(diffs)))
             if diffs:
-                rows.append(one_sample_row(f"n={n}", diffs, claim, opposite))
+                rows.append(one_sample_row(f"n={n}", diffs))
         return rows, missing
+
+    def negligible(self, margin: float) -> float:
+        return self.s.negligible * margin
 
 
 def _label(role: str, n: int) -> str:
@@ -160,57 +151,103 @@ def _label(role: str, n: int) -> str:
 
 
 def _missing(role: str, reference: str, n: int, pairs: int) -> str:
-    return (f"{_label(role, n)} with {_label(reference, n)} ({pairs} run(s) paired by seed and "
-            f"target, {MIN_PAIRS} needed)")
+    return (f"{_label(role, n)} with {_label(reference, n)} ({pairs} split(s) with runs paired by seed "
+            f"and target, {MIN_PAIRS} needed)")
 
 
-def _finding(number: int, statement: str, layers: list[int], test: str, shown: Row | None,
-             rows: list[Row], every: bool, c: _Context, detail: str, missing: list[str]) -> dict:
-    """The finding's record; ``shown``: the row whose estimate stands for it (its p: the finding's)."""
-    result, decision = verdict(rows, every, c.s.alpha)
-    point = shown.point if shown else {}
-    p = finding_p(rows, every) if shown else None
-    return {"id": number, "statement": statement, "layers": layers, "test": test,
-            "estimate": point.get("mean"), "ci95": point.get("ci95"), "p": p,
-            "verdict": NOT_ENOUGH_RUNS if missing else result,
-            "decision": None if missing else decision, "detail": detail, "missing": missing}
-
-
-def _rows_text(rows: list[Row]) -> str:
-    return "; ".join(r.text() for r in rows)
+def _finding(number: int, layers: list[int], test: str, regions: Regions, c: _Context, detail: str,
+             missing: list[str]) -> dict:
+    """The finding's record: its verdict, and the test shown beside it (estimate, CI and p of the
+    same test on the same row)."""
+    decision = decide(regions, c.s.alpha)
+    shown: Test | None = decision.test
+    point = shown.row.point if shown else {}
+    return {"id": number, "statement": STATEMENTS[number], "layers": layers, "test": test,
+            "row": shown.row.name if shown else None, "p_test": shown.describe() if shown else None,
+            "estimate": point.get("mean"), "ci95": point.get("ci95"), "p": decision.p,
+            "verdict": NOT_ENOUGH_RUNS if missing else decision.verdict,
+            "decision": None if missing else decision.seeds, "detail": detail, "missing": missing}
 
 
 def _interval(point: dict) -> str:
     return format_interval(point.get("mean"), point.get("ci95"))
 
 
-def _worst(rows: list[Row], key: Callable[[Row], float]) -> Row | None:
-    return max(rows, key=key) if rows else None
+# Each finding's regions (verdict.py), as the docs and ``--help`` print them: the effect, what
+# shows each verdict, and the margin with its reason. {near}, {dip}, ...: the settings' margins;
+# {near_0}, ...: negligible x margin.
+REGIONS = {
+    1: ("AnB - baseB at each first layer; its fall over the layers run (per split: least-squares slope "
+        "x span)", "every first layer above -{near} and the fall beyond {near}",
+        "every first layer above -{near}, the fall between {near_0} and {near}",
+        "some first layer below -{near}, or the fall under {near_0}",
+        "near_points {near}: AnB counts as near baseB within {near} points, and falls once it leaves that "
+        "band (the paper: +0.3 at n=1, -8.3 at n=7)"),
+    2: ("baseB - BnB at each middle layer", "some layer beyond {dip} (Holm)",
+        "some layer beyond {dip_0} (Holm), every layer under {dip}", "every layer under {dip_0}",
+        "dip_points {dip}: the paper's dip (BnB4, BnB5: 2.0 and 3.2 points below baseB)"),
+    3: ("BnB+ - baseB at each layer", "every layer within +-{same} (two one-sided tests)", "--",
+        "some layer outside +-{same} (Holm across both sides)",
+        "same_points {same}: the 'near' scale; the paper's BnB+ lies within -0.7..+0.6 of baseB"),
+    4: ("AnB+ - baseB averaged over the layers run, per split", "beyond {boost}",
+        "between {boost_0} and {boost}", "under {boost_0} (including AnB+ below baseB)",
+        "boost_points {boost}: the paper's boost is +1.7 (n=1-7), its fine-tuned cells uncertain by "
+        "+-0.5-1 point (1-2 networks each)"),
+    5: ("baseB - AnB averaged over the top layers: dissimilar split - random split", "beyond {gap}",
+        "between {gap_0} and {gap}", "under {gap_0}",
+        "gap_points {gap}: a difference of drops beyond the 'near' scale (the paper: 18.2 against 5.8 "
+        "points at n=5-7)"),
+    6: ("AnB - RnB at each layer from random_from", "every layer beyond {far}",
+        "every layer beyond {far_0}, some under {far} (Holm)", "some layer under {far_0} (Holm)",
+        "far_points {far}: 'far worse' (the paper's random layers fall to near chance from n=3)"),
+}
+REGION_COLUMNS = ("#", "effect (points)", HOLDS, SMALL, CONTRADICTED, "margin and why")
+
+
+def regions_table(s: FindingsSettings) -> str:
+    """The verdict regions of every finding as a Markdown table, at the settings' margins."""
+    margins = {"near": s.near_points, "dip": s.dip_points, "same": s.same_points, "boost": s.boost_points,
+               "gap": s.gap_points, "far": s.far_points}
+    values = {**{k: f"{v:g}" for k, v in margins.items()},
+              **{f"{k}_0": f"{s.negligible * v:g}" for k, v in margins.items()}}
+    rows = [REGION_COLUMNS, tuple("---" for _ in REGION_COLUMNS)]
+    rows += [(str(i), *(cell.format(**values) for cell in cells)) for i, cells in REGIONS.items()]
+    note = (f"Tests one-sided at alpha {s.alpha:g} on the per-split values; 'every': each test rejects "
+            f"(intersection-union), 'some': one rejects after Holm's correction. negligible = {s.negligible:g} x "
+            f"the margin: under it an effect counts as none. An effect exactly on a bound is never decided.")
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows) + "\n\n" + note
+
+
+STATEMENTS = {
+    1: "AnB stays near baseB in the first layers and falls as n grows",
+    2: "BnB dips below baseB in the middle layers (co-adaptation)",
+    3: "BnB+ stays at baseB",
+    4: "AnB+ is above baseB (the fine-tuning boost)",
+    5: "a dissimilar split falls more at the top layers than a random one",
+    6: "random frozen layers do far worse than transferred ones",
+}
 
 
 def _finding1(c: _Context, ranges: dict[str, list[int]]) -> dict:
     near = c.s.near_points
-    rows, missing = c.per_layer(TRANSFER, BASE, ranges["first"], [Bound(-near, GREATER)],
-                                [Bound(-near, LESS)])
+    rows, missing = c.per_layer(TRANSFER, BASE, ranges["first"])
     layers = [n for n in ranges["all"] if n in c.ran]
-    slopes = _unit_slopes(c, layers)
-    if len(slopes) < MIN_PAIRS:
-        missing.append(f"AnB at 3 or more layers with baseB for {MIN_PAIRS} or more seeds "
-                       f"({len(slopes)} now)")
     span = max(layers, default=0) - min(layers, default=0)
-    trend = one_sample_row("slope", slopes, [Bound(0.0, LESS)], [Bound(-near / (span or 1), GREATER)])
-    detail = (f"AnB - baseB at the first layers (non-inferiority to -{near:g} points): {_rows_text(rows)}. "
-              f"Slope of AnB - baseB over n per seed (n={len(slopes)}; opposite: a fall over "
-              f"n={min(layers, default=0)}..{max(layers, default=0)} under {near:g} points), points per layer: "
-              f"{trend.text()}")
-    shown = trend if slopes else None
-    return _finding(1, "AnB stays near baseB in the first layers and falls as n grows", ranges["all"],
-                    "per-seed slope of AnB - baseB over n, t-test < 0; non-inferiority at the first layers",
-                    shown, rows + ([trend] if slopes else []), True, c, detail, missing)
+    falls = [-s * span for s in _unit_slopes(c, layers)]
+    if len(falls) < MIN_PAIRS:
+        missing.append(f"AnB at 3 or more layers with baseB for {MIN_PAIRS} or more seeds "
+                       f"({len(falls)} now)")
+    fall = [one_sample_row(f"fall over n={min(layers, default=0)}..{max(layers, default=0)}", falls)] if falls else []
+    regions = both(at_least(rows, -near), sized(fall, near, c.negligible(near), at_every=True))
+    detail = (f"AnB - baseB at the first layers (near: above -{near:g} points): {rows_text(rows)}. "
+              f"The fall of AnB - baseB over n per split (least-squares slope x the layers' span; holds "
+              f"beyond {near:g} points, contradicted under {c.negligible(near):g}): {rows_text(fall)}")
+    return _finding(1, ranges["all"], f"AnB - baseB > -{near:g} at n={_span(ranges['first'])}; its fall over n "
+                    f"> {near:g}", regions, c, detail, missing)
 
 
 def _unit_slopes(c: _Context, layers: list[int]) -> list[float]:
-    """Per unit, the least-squares slope of AnB - baseB (points) over the layers it has."""
+    """Per split, the least-squares slope of AnB - baseB (points) over the layers it has."""
     by_unit: dict[tuple, list[tuple[int, float]]] = {}
     for n in layers:
         for u, diff in c.differences(TRANSFER, BASE, n).items():
@@ -219,36 +256,52 @@ def _unit_slopes(c: _Context, layers: list[int]) -> list[float]:
 
 
 def _finding2(c: _Context, ranges: dict[str, list[int]]) -> dict:
-    m = c.s.same_points
-    rows, missing = c.per_layer(SELFFER, BASE, ranges["middle"], [Bound(0.0, GREATER)], [Bound(m, LESS)],
-                                sign=-1.0)
-    detail = (f"baseB - BnB (the co-adaptation loss), one-sided > 0, Holm across layers; opposite: "
-              f"under {m:g} points at every layer: {_rows_text(rows)}")
-    return _finding(2, "BnB dips below baseB in the middle layers (co-adaptation)", ranges["middle"],
-                    "paired t of baseB - BnB > 0 per middle layer, Holm",
-                    _worst(rows, key=lambda r: r.mean), rows, False, c, detail, missing)
+    dip = c.s.dip_points
+    rows, missing = c.per_layer(SELFFER, BASE, ranges["middle"], sign=-1.0)
+    regions = sized(rows, dip, c.negligible(dip), at_every=False)
+    detail = (f"baseB - BnB (the co-adaptation loss) per middle layer; holds beyond {dip:g} points at some "
+              f"layer (Holm), contradicted under {c.negligible(dip):g} at every layer: {rows_text(rows)}")
+    return _finding(2, ranges["middle"], f"baseB - BnB > {dip:g} at some n (Holm)", regions, c, detail, missing)
 
 
 def _finding3(c: _Context, ranges: dict[str, list[int]]) -> dict:
-    m = c.s.same_points
-    rows, missing = c.per_layer(SELFFER_TUNED, BASE, ranges["all"], [Bound(-m, GREATER), Bound(m, LESS)],
-                                [Bound(-m, LESS), Bound(m, GREATER)])
-    detail = f"BnB+ - baseB, equivalence within +-{m:g} points (two one-sided tests): {_rows_text(rows)}"
-    return _finding(3, "BnB+ stays at baseB", ranges["all"],
-                    f"paired equivalence test (TOST, +-{m:g} points) at every layer",
-                    _worst(rows, key=lambda r: abs(r.mean)), rows, True, c, detail, missing)
+    same = c.s.same_points
+    rows, missing = c.per_layer(SELFFER_TUNED, BASE, ranges["all"])
+    detail = f"BnB+ - baseB, equivalence within +-{same:g} points (two one-sided tests): {rows_text(rows)}"
+    return _finding(3, ranges["all"], f"|BnB+ - baseB| < {same:g} at every n (TOST)", within(rows, same), c,
+                    detail, missing)
 
 
 def _finding4(c: _Context, ranges: dict[str, list[int]]) -> dict:
-    m = c.s.same_points
-    rows, missing = c.per_layer(TRANSFER_TUNED, BASE, ranges["all"], [Bound(-m, GREATER)], [Bound(-m, LESS)])
-    above = [r.name for r, p in zip(rows, holm([r.test(Bound(0.0, GREATER)) for r in rows]))
+    boost = c.s.boost_points
+    layers = [n for n in ranges["all"] if n in c.ran]
+    rows, missing = c.per_layer(TRANSFER_TUNED, BASE, layers)
+    pooled = _layer_mean(c, TRANSFER_TUNED, BASE, layers)
+    regions = sized(pooled, boost, c.negligible(boost), at_every=True)
+    beside = _layer_mean(c, TRANSFER_TUNED, SELFFER_TUNED, layers)
+    above = [r.name for r, p in zip(rows, holm([r.test(0.0, GREATER) for r in rows]))
              if p is not None and p < c.s.alpha]
-    detail = (f"AnB+ - baseB (the fine-tuning boost), non-inferiority to -{m:g} points: {_rows_text(rows)}; "
-              f"significantly above baseB (one-sided, Holm) at {', '.join(above) or 'no n'}")
-    return _finding(4, "AnB+ is at or above baseB (the fine-tuning boost)", ranges["all"],
-                    f"paired non-inferiority test (margin {m:g} points) at every layer",
-                    _worst(rows, key=lambda r: -r.mean), rows, True, c, detail, missing)
+    same = c.s.same_points
+    not_below = [r.name for r in rows if (p := r.test(-same, GREATER)) is not None and p < c.s.alpha]
+    detail = (f"AnB+ - baseB averaged over n={_span(layers)} per split (holds beyond {boost:g} points, "
+              f"contradicted under {c.negligible(boost):g}): {rows_text(pooled)}. Per layer: {rows_text(rows)}; "
+              f"significantly above baseB (one-sided, Holm) at {', '.join(above) or 'no n'}; not more than "
+              f"{same:g} points below it (non-inferiority) at {', '.join(not_below) or 'no n'}. Beside it, "
+              f"AnB+ - BnB+ averaged over the same layers (transfer's boost beyond a second training cycle; "
+              f"two-sided p={format_p(beside[0].test(0.0, 'two-sided')) if beside else '--'}): "
+              f"{rows_text(beside) or '--'}")
+    return _finding(4, layers or ranges["all"], f"AnB+ - baseB averaged over n > {boost:g}", regions, c,
+                    detail, missing)
+
+
+def _layer_mean(c: _Context, role: str, reference: str, layers: list[int]) -> list[Row]:
+    """One row: per split, role - reference averaged over the layers it has (empty: no split)."""
+    per_unit: dict[tuple, list[float]] = {}
+    for n in layers:
+        for u, d in c.differences(role, reference, n).items():
+            per_unit.setdefault(u, []).append(d)
+    means = [float(np.mean(v)) for v in per_unit.values()]
+    return [one_sample_row(f"{role} - {reference}, mean over n", means)] if means else []
 
 
 def _finding5(results: list[RunRecord], metric: str, c: _Context, ranges: dict[str, list[int]]) -> dict:
@@ -258,25 +311,24 @@ def _finding5(results: list[RunRecord], metric: str, c: _Context, ranges: dict[s
         sub = _Context(role_table([r for r in results if r.split == split], metric), c.scale, c.s, c.ran)
         group = RANDOM_SPLIT if split == RANDOM_SPLIT else "dissimilar"
         drops[group] += _top_drops(sub, top)
-    missing = [f"{group} split: AnB at n={', '.join(map(str, top))} with baseB for {MIN_PAIRS} or more "
-               f"seeds ({len(values)} now)" for group, values in drops.items() if len(values) < MIN_PAIRS]
-    if missing:
-        missing.append("run both splits (e.g. split=random and split=family) and compare them: "
-                       "python -m benchmark.analysis DIR_RANDOM DIR_FAMILY")
-    m = c.s.same_points
-    rows = [welch_row("dissimilar - random", drops["dissimilar"], drops[RANDOM_SPLIT],
-                       [Bound(0.0, GREATER)], [Bound(m, LESS)])] if all(drops.values()) else []
-    detail = (f"baseB - AnB averaged over n={', '.join(map(str, top))}: dissimilar "
+    missing = [] if len(drops["dissimilar"]) + len(drops[RANDOM_SPLIT]) >= 3 and all(drops.values()) else [
+        f"{MIN_PAIRS} or more splits of one kind and 1 or more of the other with AnB at "
+        f"n={', '.join(map(str, top))} and baseB (now {len(drops['dissimilar'])} dissimilar, "
+        f"{len(drops[RANDOM_SPLIT])} random); run both splits (e.g. split=random and split=family) and "
+        "compare them: python -m benchmark.analysis DIR_RANDOM DIR_FAMILY"]
+    gap = c.s.gap_points
+    rows = [two_group_row("dissimilar - random", drops["dissimilar"], drops[RANDOM_SPLIT])] if all(
+        drops.values()) else []
+    detail = (f"baseB - AnB averaged over n={', '.join(map(str, top))} per split: dissimilar "
               f"{_interval(describe(drops['dissimilar']))}, random {_interval(describe(drops[RANDOM_SPLIT]))} "
-              f"points; difference (Welch, one-sided > 0; opposite: under {m:g} points): "
-              f"{_rows_text(rows) or '--'}")
-    return _finding(5, "a dissimilar split falls more at the top layers than a random one", top,
-                    "Welch t of the per-seed top-layer drop, dissimilar > random",
-                    rows[0] if rows else None, rows, True, c, detail, missing)
+              f"points; difference (Welch, or a single split against the other group's spread; holds beyond "
+              f"{gap:g} points, contradicted under {c.negligible(gap):g}): {rows_text(rows) or '--'}")
+    return _finding(5, top, f"drop at n={_span(top)}: dissimilar - random > {gap:g}",
+                    sized(rows, gap, c.negligible(gap), at_every=True), c, detail, missing)
 
 
 def _top_drops(c: _Context, top: list[int]) -> list[float]:
-    """Per unit, baseB - AnB (points) averaged over the top layers (units with all of them)."""
+    """Per split, baseB - AnB (points) averaged over the top layers (splits with all of them)."""
     per_layer = [c.differences(TRANSFER, BASE, n) for n in top if n in c.ran] or [{}]
     units = set.intersection(*(set(d) for d in per_layer))
     return [-sum(d[u] for d in per_layer) / len(per_layer) for u in sorted(units, key=str)]
@@ -284,9 +336,15 @@ def _top_drops(c: _Context, top: list[int]) -> list[float]:
 
 def _finding6(c: _Context, ranges: dict[str, list[int]]) -> dict:
     far = c.s.far_points
-    rows, missing = c.per_layer(TRANSFER, RANDOM_CONTROL, ranges["random"], [Bound(far, GREATER)],
-                                [Bound(far, LESS)])
-    detail = f"AnB - RnB, one-sided against {far:g} points: {_rows_text(rows)}"
-    return _finding(6, "random frozen layers do far worse than transferred ones", ranges["random"],
-                    f"paired t of AnB - RnB > {far:g} points at every layer",
-                    _worst(rows, key=lambda r: -r.mean), rows, True, c, detail, missing)
+    rows, missing = c.per_layer(TRANSFER, RANDOM_CONTROL, ranges["random"])
+    detail = (f"AnB - RnB per layer; holds beyond {far:g} points at every layer, contradicted under "
+              f"{c.negligible(far):g} at some layer (Holm): {rows_text(rows)}")
+    return _finding(6, ranges["random"], f"AnB - RnB > {far:g} at every n",
+                    sized(rows, far, c.negligible(far), at_every=True), c, detail, missing)
+
+
+def _span(layers: list[int]) -> str:
+    if not layers:
+        return "--"
+    return f"{layers[0]}..{layers[-1]}" if layers == list(range(layers[0], layers[-1] + 1)) else \
+        ",".join(map(str, layers))

@@ -7,7 +7,7 @@ from pathlib import Path
 from benchmark.analysis.export import write_text
 from benchmark.protocol import INCONCLUSIVE
 
-COLUMNS = ("#", "finding", "layers n", "test", "estimate [95% CI] (points)", "p", "verdict")
+COLUMNS = ("#", "finding", "layers n", "test", "estimate [95% CI] (points)", "p (its test)", "verdict")
 
 
 def render_findings(summary: dict, title: str = "Findings of Yosinski et al. 2014 on this sweep") -> str:
@@ -21,6 +21,8 @@ def render_findings(summary: dict, title: str = "Findings of Yosinski et al. 201
         lines.append(f"{finding['id']}. {finding['detail']}.")
         if finding["missing"]:
             lines.append(f"   Missing: {'; '.join(finding['missing'])}.")
+        for reason in finding.get("provisional", []):
+            lines.append(f"   Provisional: {reason}.")
     return "\n".join(lines) + "\n"
 
 
@@ -35,25 +37,42 @@ def findings_text(summary: dict) -> str:
     if block.get("skipped"):
         return "\n".join([*lines, f"No findings tested: {block['skipped']}."])
     note = [f"**{block['note']}**", ""] if block.get("note") else []
-    return "\n".join([*lines, "", *note, findings_rows(block["findings"])])
+    return "\n".join([*lines, "", *note, findings_rows(block["findings"]), "", block["stopping"]])
 
 
 def findings_rows(findings: list[dict]) -> str:
     """The table alone (one row per finding)."""
     rows = [COLUMNS, tuple("---" for _ in COLUMNS)]
-    rows += [(str(f["id"]), f["statement"], _layers(f["layers"]), f["test"], _estimate(f),
-              format_p(f["p"]), verdict_text(f)) for f in findings]
+    rows += [(str(f["id"]), f["statement"], _layers(f["layers"]), f["test"], _estimate(f), _p(f),
+              verdict_text(f)) for f in findings]
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
+def verdict_label(finding: dict) -> str:
+    """The verdict, marked provisional where a sanity check says so."""
+    return finding["verdict"] + (" (provisional)" if finding.get("provisional") else "")
+
+
 def verdict_text(finding: dict) -> str:
-    """The verdict; an inconclusive one with the seeds that would decide it."""
+    """:func:`verdict_label`; an inconclusive one with the seeds that would decide it."""
+    provisional = " (provisional)" if finding.get("provisional") else ""
     if finding["verdict"] != INCONCLUSIVE:
-        return finding["verdict"]
+        return verdict_label(finding)
     decision = finding.get("decision")
-    if not decision:
-        return f"{INCONCLUSIVE} (no number of seeds decides at the observed means)"
-    return f"{INCONCLUSIVE} (about {decision['seeds']} seeds would decide: {decision['towards']})"
+    if not decision or not decision.get("towards"):
+        return f"{INCONCLUSIVE}{provisional} (the estimate lies on a bound: no number of seeds decides it)"
+    low, high = (_seeds(units, decision["limit"]) for units in decision["range"])
+    return (f"{INCONCLUSIVE}{provisional} (towards {decision['towards']}: "
+            f"{_seeds(decision['seeds'], decision['limit'])} seeds at the estimate, {low} to {high} across "
+            f"its 95% CI)")
+
+
+def _seeds(units: int | None, limit: int) -> str:
+    return f"over {limit}" if units is None else f"about {units}"
+
+
+def _p(finding: dict) -> str:
+    return format_p(finding["p"]) + (f" ({finding['p_test']})" if finding.get("p_test") else "")
 
 
 def write_findings(summary: dict, path: Path) -> Path:
@@ -68,7 +87,8 @@ def _layers(layers: list[int]) -> str:
 
 
 def _estimate(finding: dict) -> str:
-    return format_interval(finding["estimate"], finding["ci95"])
+    interval = format_interval(finding["estimate"], finding["ci95"])
+    return f"{finding['row']}: {interval}" if finding.get("row") else interval
 
 
 def format_interval(mean: float | None, ci: list[float] | None) -> str:

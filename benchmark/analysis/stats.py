@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from scipy import stats
+from scipy.special import stdtr  # Student t's CDF as a plain ufunc: stdtr(df, t) = stats.t.cdf(t, df)
 
 CONFIDENCE = 0.95
 
@@ -60,14 +61,16 @@ def paired(differences: Sequence[float], shift: float = 0.0, alternative: str = 
 
 def one_sample_p(values: Sequence[float], popmean: float = 0.0,
                  alternative: str = "two-sided") -> float | None:
-    """p-value of Student's one-sample t-test, None when undefined (fewer than two values,
-    or no spread)."""
-    if len(values) < 2 or float(np.std(values)) == 0.0:
+    """p-value of Student's one-sample t-test (``scipy.stats.ttest_1samp``'s, computed directly:
+    the verdicts run thousands of them), None when undefined (fewer than two values, or no
+    spread)."""
+    x = np.asarray(values, dtype=float)
+    if x.size < 2 or float(np.std(x)) == 0.0:
         return None
-    with warnings.catch_warnings():  # nearly constant values: scipy warns, the p-value stands
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = float(stats.ttest_1samp(values, popmean, alternative=alternative).pvalue)
-    return p if math.isfinite(p) else None
+    t = (float(x.mean()) - popmean) / (float(x.std(ddof=1)) / math.sqrt(x.size))
+    df = x.size - 1
+    p = {"greater": stdtr(df, -t), "less": stdtr(df, t)}.get(alternative, 2 * stdtr(df, -abs(t)))
+    return float(p) if math.isfinite(p) else None
 
 
 def welch_test(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided",
@@ -86,21 +89,37 @@ def welch_test(a: Sequence[float], b: Sequence[float], alternative: str = "two-s
     return out | {"ci95": [float(low), float(high)], "p": p}
 
 
-def units_needed(offset: float, spread: float | None, alpha: float, power: float = 0.8,
-                 limit: int = 1000) -> int | None:
-    """The fewest units (seeds, paired with their base) at which a one-sided t-test rejects at
-    ``alpha`` with probability ``power``, taking the observed mean and spread as the truth:
-    ``offset`` is how far the mean lies beyond the tested bound (on the side the test looks
-    for), ``spread`` one unit's standard deviation (standard error = spread / sqrt(units)).
-    None when the mean is not beyond the bound, the spread is unknown, or more than ``limit``
-    units would be needed."""
-    if spread is None or offset <= 0:
-        return None
-    for units in range(2, limit + 1):
-        df = units - 1
-        if offset * math.sqrt(units) >= spread * (stats.t.ppf(1 - alpha, df) + stats.t.ppf(power, df)):
-            return units
-    return None
+def unpaired_test(a: Sequence[float], b: Sequence[float], alternative: str = "two-sided",
+                  shift: float = 0.0) -> dict:
+    """mean(a) - mean(b) for two unpaired groups of units, with its 95% CI and the p-value of that
+    difference against ``shift``: Welch's t-test when each group has two or more units; when one
+    group has a single unit, the prediction test of that unit against the other group (its
+    spread taken as both groups', t with the other group's degrees of freedom: a single
+    natural/man-made split against several random ones)."""
+    sizes = sorted((len(a), len(b)))
+    if sizes[0] != 1 or sizes[1] < 2:
+        return welch_test(a, b, alternative, shift) | {"test": "Welch"}
+    x, y = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    many = y if x.size == 1 else x
+    difference = float(x.mean() - y.mean())
+    out = {"mean": difference, "ci95": None, "p": None, "count": [int(x.size), int(y.size)],
+           "test": "prediction"}
+    se = float(many.std(ddof=1)) * math.sqrt(1 + 1 / many.size)
+    if se == 0:
+        return out
+    df = many.size - 1
+    half = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) * se
+    t = (difference - shift) / se
+    p = {"greater": stats.t.sf(t, df), "less": stats.t.cdf(t, df)}.get(alternative, 2 * stats.t.sf(abs(t), df))
+    return out | {"ci95": [difference - half, difference + half], "p": float(p)}
+
+
+def one_sided_power(offset: float, spread: float, units: np.ndarray, alpha: float) -> np.ndarray:
+    """Power of a one-sided one-sample t-test at level ``alpha`` with ``units`` units (an array)
+    when the true mean lies ``offset`` beyond the tested bound (on the side the test looks for)
+    and one unit's standard deviation is ``spread``: the noncentral t distribution (G*Power's)."""
+    df = units - 1
+    return stats.nct.sf(stats.t.ppf(1 - alpha, df), df, offset * np.sqrt(units) / spread)
 
 
 def holm(pvalues: Sequence[float | None]) -> list[float | None]:

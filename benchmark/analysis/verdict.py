@@ -1,124 +1,277 @@
-"""How a finding's tests make its verdict (benchmark/protocol.py: holds, contradicted,
-inconclusive), and how many seeds an inconclusive one would need.
+"""How a finding's tests make its verdict, and how many seeds an inconclusive one would need.
 
-A finding is a list of rows: a layer, or a statistic over layers, whose per-unit values are
-tested one-sided against bounds, those of the finding (``claim``: each must reject for the
-row to show it) and those of its opposite beyond the finding's margin (``opposite``: any one
-rejecting shows the opposite). A claim about every row holds when each row's test rejects (an
-intersection-union test) and is contradicted when its opposite is shown at some row (Holm);
-a claim about some row the other way round.
+A finding's effect is estimated by rows (a layer's paired differences, or a statistic over
+layers, per unit of replication). Its **regions** partition the possible true effects: the
+finding beyond its margin (``holds``), in the finding's direction but under the margin (``real
+but small``), absent or reversed (``contradicted``). Each region is a list of conditions, all of
+which its tests must show; a condition is a family of one-sided t-tests (row, bound, side):
+
+- ``every``: each test rejects (an intersection-union test: no multiplicity correction);
+- otherwise ``some``: one rejects after Holm's correction across the family.
+
+A region's conditions are built so that no two regions can be shown on the same data: a row
+cannot lie significantly above a bound and below it (or below a lower one) at once. As units
+grow, exactly one region is shown unless the true effect sits on a bound. Neither shown:
+``inconclusive``, with the units a decision would need at 80% joint power.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
+import numpy as np
 from benchmark.analysis.findings_table import format_interval, format_p
-from benchmark.analysis.stats import describe, holm, one_sample_p, units_needed, welch_test
-from benchmark.protocol import CONTRADICTED, HOLDS, INCONCLUSIVE
+from benchmark.analysis.stats import describe, holm, one_sample_p, one_sided_power, unpaired_test
+from benchmark.protocol import CONTRADICTED, HOLDS, INCONCLUSIVE, SMALL
 
 GREATER, LESS = "greater", "less"
-
-
-@dataclass(frozen=True)
-class Bound:
-    """A one-sided test of a row's mean: above ``value`` (GREATER) or below it (LESS)."""
-
-    value: float
-    side: str
-
-    def offset(self, mean: float) -> float:
-        """How far ``mean`` lies beyond the bound, on the side the test looks for."""
-        return mean - self.value if self.side == GREATER else self.value - mean
+POWER = 0.8          # the joint power an inconclusive finding's "seeds needed" aims at
+MAX_UNITS = 1000     # beyond this, "more than MAX_UNITS"
+DECIDED = (HOLDS, SMALL, CONTRADICTED)  # the regions a finding's tests can show
 
 
 @dataclass
 class Row:
-    """One test of a finding: its estimate (``point``: mean, ci95, count), one unit's spread,
-    the bounds whose tests all show the finding (``claim``) and those any of which shows its
-    opposite (``opposite``), and ``test``: the p-value of a bound's test."""
+    """One estimate of a finding: ``point`` (mean, ci95, count), one unit's ``spread`` (its
+    standard deviation; the standard error is spread / sqrt(units)) and ``test``: the p-value of
+    the one-sided test that the mean lies beyond a bound (bound, side)."""
 
     name: str
     point: dict
     spread: float | None
-    claim: list[Bound]
-    opposite: list[Bound]
-    test: Callable[[Bound], float | None]
-    p: float | None = field(init=False)
-    p_opposite: list[float | None] = field(init=False)
-
-    def __post_init__(self) -> None:
-        claim = [self.test(b) for b in self.claim]
-        self.p = None if None in claim else max(claim)
-        self.p_opposite = [self.test(b) for b in self.opposite]
+    test: Callable[[float, str], float | None]
 
     @property
     def mean(self) -> float | None:
         return self.point.get("mean")
 
     def text(self) -> str:
-        p_opposite = min((p for p in self.p_opposite if p is not None), default=None)
-        return (f"{self.name}: {format_interval(self.mean, self.point.get('ci95'))}, p={format_p(self.p)}, "
-                f"opposite p={format_p(p_opposite)}")
+        return f"{self.name}: {format_interval(self.mean, self.point.get('ci95'))}"
 
 
-def one_sample_row(name: str, values: list[float], claim: list[Bound], opposite: list[Bound]) -> Row:
-    """A row of per-unit values (differences, slopes) tested by one-sample t-tests."""
+def one_sample_row(name: str, values: Sequence[float]) -> Row:
+    """A row of per-unit values (paired differences, slopes), tested by one-sample t-tests."""
     point = describe(values)
-    return Row(name, point, point["std"], claim, opposite,
-               lambda b: one_sample_p(values, b.value, b.side))
+    return Row(name, point, point["std"], lambda bound, side: one_sample_p(point["values"], bound, side))
 
 
-def welch_row(name: str, a: list[float], b: list[float], claim: list[Bound], opposite: list[Bound]) -> Row:
-    """A row comparing two unpaired groups (mean(a) - mean(b)), tested by Welch's t-tests; one
-    unit's spread is that of a unit of each group (units counted per group)."""
+def two_group_row(name: str, a: Sequence[float], b: Sequence[float]) -> Row:
+    """A row of mean(a) - mean(b) for two unpaired groups of units (stats.unpaired_test); one
+    unit's spread is that of a unit of each group."""
+    point = unpaired_test(a, b)
     spreads = [describe(group)["std"] for group in (a, b)]
-    spread = None if None in spreads else math.hypot(*spreads)
-    return Row(name, welch_test(a, b), spread, claim, opposite,
-               lambda bound: welch_test(a, b, bound.side, bound.value)["p"])
+    spread = math.hypot(*[s for s in spreads if s is not None]) if any(s is not None for s in spreads) else None
+    return Row(name, point, spread, lambda bound, side: unpaired_test(a, b, side, bound)["p"])
 
 
-def _every_rejects(pvalues: list[float | None], alpha: float) -> bool:
-    return bool(pvalues) and all(p is not None and p < alpha for p in pvalues)
+@dataclass(frozen=True)
+class Test:
+    """One one-sided test: row's mean beyond ``bound`` on ``side``."""
+
+    row: Row
+    bound: float
+    side: str
+
+    def p(self) -> float | None:
+        return self.row.test(self.bound, self.side)
+
+    def beyond(self, mean: float) -> bool:
+        """Whether a mean lies beyond the bound (on the test's side)."""
+        return mean > self.bound if self.side == GREATER else mean < self.bound
+
+    def reach(self) -> float:
+        """How far the row's mean lies beyond the bound, on the test's side (-inf: no mean)."""
+        if self.row.mean is None:
+            return -math.inf
+        return self.row.mean - self.bound if self.side == GREATER else self.bound - self.row.mean
+
+    def describe(self) -> str:
+        return f"{'>' if self.side == GREATER else '<'} {self.bound:+.2f}"
 
 
-def _some_rejects(pvalues: list[float | None], alpha: float) -> bool:
-    return any(p is not None and p < alpha for p in holm(pvalues))
+@dataclass(frozen=True)
+class Condition:
+    """A family of tests that must all reject (``every``) or of which one must reject after
+    Holm's correction (some)."""
+
+    tests: tuple[Test, ...]
+    every: bool
+
+    def evidence(self, alpha: float) -> "Evidence":
+        """Whether the condition is shown, and its deciding test with that test's p-value: for
+        ``every`` the worst test (largest p), for some the best (smallest Holm-adjusted p)."""
+        raw = [t.p() for t in self.tests]
+        if self.every:
+            worst = max(range(len(raw)), key=lambda i: math.inf if raw[i] is None else raw[i], default=None)
+            p = None if worst is None else raw[worst]
+            return Evidence(bool(raw) and None not in raw and p < alpha, self.tests[worst] if raw else None, p)
+        adjusted = holm(raw)
+        known = [i for i, p in enumerate(adjusted) if p is not None]
+        best = min(known, key=lambda i: adjusted[i], default=None)
+        if best is None:  # no test defined (a single unit): show the row farthest beyond its bound
+            return Evidence(False, max(self.tests, key=Test.reach, default=None), None)
+        return Evidence(adjusted[best] < alpha, self.tests[best], adjusted[best])
+
+    def in_mean(self, shift: Callable[[Row], float]) -> bool:
+        """Whether the row means (each moved by ``shift(row)``) lie beyond the bounds."""
+        inside = [t.beyond(t.row.mean + shift(t.row)) for t in self.tests if t.row.mean is not None]
+        return bool(inside) and (all(inside) if self.every else any(inside))
+
+    def power(self, units: np.ndarray, alpha: float, shift: Callable[[Row], float]) -> np.ndarray:
+        """Probability of showing the condition with ``units`` units each, if the moved means and
+        the observed spreads are the truth: the product of the tests' powers (every), the best
+        test's at Bonferroni's level (some); both err on the low side."""
+        level = alpha if self.every else alpha / len(self.tests)
+        powers = [_power(t, units, level, shift) for t in self.tests]
+        if not powers:
+            return np.zeros(units.shape)
+        return np.prod(powers, axis=0) if self.every else np.max(powers, axis=0)
 
 
-def verdict(rows: list[Row], every: bool, alpha: float) -> tuple[str, dict | None]:
-    """A finding's verdict from its rows, and for ``inconclusive`` the decision the observed
-    means and spreads point to: ``{"seeds": units a decision needs, "towards": verdict}``
-    (None when no number of seeds would decide at the observed means). ``every``: the finding
-    claims every row (contradicted at some row); otherwise some row (contradicted at every)."""
-    claim = [p for r in rows for p in ([r.p] if every else [r.test(b) for b in r.claim])]
-    opposite = [p for r in rows for p in r.p_opposite]
-    holds, contradicted = ((_every_rejects(claim, alpha), _some_rejects(opposite, alpha)) if every
-                           else (_some_rejects(claim, alpha), _every_rejects(opposite, alpha)))
-    if holds or contradicted:
-        return (HOLDS if holds else CONTRADICTED), None
-    reach = ((_seeds(rows, "claim", every, alpha), HOLDS),
-             (_seeds(rows, "opposite", not every, alpha), CONTRADICTED))
-    decisions = [(seeds, towards) for seeds, towards in reach if seeds is not None]
-    seeds, towards = min(decisions, default=(None, None))
-    return INCONCLUSIVE, seeds and {"seeds": seeds, "towards": towards}
+@dataclass(frozen=True)
+class Evidence:
+    shown: bool
+    test: Test | None
+    p: float | None
 
 
-def _seeds(rows: list[Row], bounds: str, every: bool, alpha: float) -> int | None:
-    """Units for the ``bounds`` ("claim" or "opposite") of the rows to reject: each of them
-    (``every``), or the first of them, at Holm's first level (alpha / their number)."""
-    tests = [(r, b) for r in rows for b in getattr(r, bounds) if r.mean is not None]
-    level = alpha if every else alpha / max(len(tests), 1)
-    needed = [units_needed(b.offset(r.mean), r.spread, level) for r, b in tests]
-    if every:
-        return None if not needed or None in needed else max(needed)
-    return min((n for n in needed if n is not None), default=None)
+def every(rows: Sequence[Row], bound: float, side: str) -> Condition:
+    """Each row's mean beyond ``bound`` on ``side``."""
+    return Condition(tuple(Test(r, bound, side) for r in rows), True)
 
 
-def finding_p(rows: list[Row], every: bool) -> float | None:
-    """The p-value of the finding's claim: its worst row's (every row) or its best Holm-adjusted
-    one (some row)."""
-    if every:
-        return None if any(r.p is None for r in rows) else max((r.p for r in rows), default=None)
-    return min((p for p in holm([r.p for r in rows]) if p is not None), default=None)
+def some(rows: Sequence[Row], bound: float, side: str) -> Condition:
+    """Some row's mean beyond ``bound`` on ``side`` (Holm across the rows)."""
+    return Condition(tuple(Test(r, bound, side) for r in rows), False)
+
+
+def some_of(*conditions: Condition) -> Condition:
+    """One test of any of these conditions rejects (Holm across all their tests)."""
+    return Condition(tuple(t for c in conditions for t in c.tests), False)
+
+
+Regions = dict[str, list[Condition]]  # verdict -> the conditions that show it
+
+
+def sized(rows: Sequence[Row], margin: float, negligible: float, at_every: bool) -> Regions:
+    """Three regions of an effect whose finding is "larger than ``margin``" (rows oriented so).
+
+    ``at_every``: the finding claims every row (its effect is the smallest row's); otherwise some
+    row (the largest row's). Holds: beyond the margin; real but small: between ``negligible`` and
+    the margin; contradicted: under ``negligible`` (including reversed)."""
+    if at_every:
+        return {HOLDS: [every(rows, margin, GREATER)],
+                SMALL: [every(rows, negligible, GREATER), some(rows, margin, LESS)],
+                CONTRADICTED: [some(rows, negligible, LESS)]}
+    return {HOLDS: [some(rows, margin, GREATER)],
+            SMALL: [some(rows, negligible, GREATER), every(rows, margin, LESS)],
+            CONTRADICTED: [every(rows, negligible, LESS)]}
+
+
+def at_least(rows: Sequence[Row], bound: float) -> Regions:
+    """Two regions: every row above ``bound`` (holds) or some row below it (contradicted)."""
+    return {HOLDS: [every(rows, bound, GREATER)], CONTRADICTED: [some(rows, bound, LESS)]}
+
+
+def within(rows: Sequence[Row], margin: float) -> Regions:
+    """Two regions: every row within +-``margin`` (holds: two one-sided tests per row) or some
+    row outside it (contradicted: Holm across both sides of every row)."""
+    inside = Condition(tuple(t for r in rows for t in (Test(r, -margin, GREATER), Test(r, margin, LESS))), True)
+    return {HOLDS: [inside], CONTRADICTED: [some_of(some(rows, -margin, LESS), some(rows, margin, GREATER))]}
+
+
+def both(first: Regions, second: Regions) -> Regions:
+    """A finding with two parts, each with its own regions (at most one with a "real but small"
+    region): holds when both hold, real but small when one holds and the other is real but
+    small, contradicted when either is (Holm across both parts' tests)."""
+    small = [first[a] + second[b] for a, b in ((HOLDS, SMALL), (SMALL, HOLDS)) if a in first and b in second]
+    if len(small) > 1:
+        raise ValueError("both(): at most one part may have a 'real but small' region")
+    contradicted = some_of(*first[CONTRADICTED], *second[CONTRADICTED])
+    return {HOLDS: first[HOLDS] + second[HOLDS], CONTRADICTED: [contradicted]} | (
+        {SMALL: small[0]} if small else {})
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A verdict and the test shown beside it (its row's estimate and its own p-value); for an
+    inconclusive one, the units a decision would need."""
+
+    verdict: str
+    test: Test | None
+    p: float | None
+    seeds: dict | None
+
+
+def decide(regions: Regions, alpha: float) -> Decision:
+    """The one region the tests show, or inconclusive. The test shown is the region's deciding
+    test (its weakest: largest p); inconclusive shows the finding's own (holds) region's."""
+    shown = []
+    for verdict, conditions in regions.items():
+        evidence = [c.evidence(alpha) for c in conditions]
+        if all(e.shown for e in evidence):
+            shown.append((verdict, max(evidence, key=lambda e: e.p)))
+    if len(shown) > 1:  # cannot happen: the regions are built to exclude each other
+        raise AssertionError(f"regions {[v for v, _ in shown]} shown on the same data")
+    if shown:
+        verdict, evidence = shown[0]
+        return Decision(verdict, evidence.test, evidence.p, None)
+    evidence = max((c.evidence(alpha) for c in regions[HOLDS]), key=lambda e: math.inf if e.p is None else e.p)
+    return Decision(INCONCLUSIVE, evidence.test, evidence.p, seeds_needed(regions, alpha))
+
+
+def seeds_needed(regions: Regions, alpha: float) -> dict | None:
+    """Units for 80% joint power to show the region the estimates lie in ("towards"), taking the
+    observed spreads as the truth: at the estimates, and across each row's 95% CI (every row at
+    its lower end, every row at its upper end). None for an entry no number of units up to
+    MAX_UNITS reaches (an effect on or near a bound). None overall when no row has a spread."""
+    rows = {id(t.row): t.row for c in (c for cs in regions.values() for c in cs) for t in c.tests}.values()
+    if not any(r.spread for r in rows):
+        return None
+    scenarios = {"estimate": lambda r: 0.0, "low": lambda r: _ci_end(r, 0), "high": lambda r: _ci_end(r, 1)}
+    at = {name: _units_towards(regions, alpha, shift) for name, shift in scenarios.items()}
+    towards, units = at["estimate"]
+    ends = [u for name in ("low", "high") for _, u in [at[name]]]
+    return {"towards": towards, "seeds": units, "range": [_lowest(units, *ends), _highest(units, *ends)],
+            "limit": MAX_UNITS}
+
+
+def _ci_end(row: Row, end: int) -> float:
+    ci = row.point.get("ci95")
+    return 0.0 if not ci or row.mean is None else ci[end] - row.mean
+
+
+def _lowest(*units: int | None) -> int | None:
+    known = [u for u in units if u is not None]
+    return min(known) if known else None
+
+
+def _highest(*units: int | None) -> int | None:
+    return None if None in units else max(units)
+
+
+def _units_towards(regions: Regions, alpha: float, shift: Callable[[Row], float]) -> tuple[str | None, int | None]:
+    """The region the moved means lie in and the fewest units that show it with 80% power."""
+    inside = [v for v in DECIDED if v in regions and all(c.in_mean(shift) for c in regions[v])]
+    if len(inside) != 1:
+        return None, None
+    units = np.arange(2, MAX_UNITS + 1)
+    power = np.prod([c.power(units, alpha, shift) for c in regions[inside[0]]], axis=0)
+    enough = np.flatnonzero(power >= POWER)
+    return inside[0], int(units[enough[0]]) if enough.size else None
+
+
+def _power(test: Test, units: np.ndarray, level: float, shift: Callable[[Row], float]) -> np.ndarray:
+    """Power of the one-sided t-test of ``test`` with ``units`` units at ``level`` (noncentral t)."""
+    row = test.row
+    if row.mean is None or not row.spread:
+        return np.zeros(units.shape)
+    offset = row.mean + shift(row) - test.bound
+    return one_sided_power(offset if test.side == GREATER else -offset, row.spread, units, level)
+
+
+def rows_text(rows: Sequence[Row], test: Test | None = None) -> str:
+    """Each row's estimate [95% CI]; with a test, that row's p-value of it."""
+    return "; ".join(f"{r.text()}" + (f" (p {test.describe()}: {format_p(r.test(test.bound, test.side))})"
+                                      if test else "") for r in rows)

@@ -9,7 +9,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.analysis import (AnalysisError, Report, aggregate, curve_rows, findings_text,
-                                pooled_settings)
+                                pooled_settings, verdict_label)
 from benchmark.measures import MEASURES
 from benchmark.protocol import BASE
 from benchmark.tracking import Tracker, run_id
@@ -60,7 +60,7 @@ def log_summary_run(config: DictConfig, sweep_dir: Path, report: Report) -> Path
     tracker.log(_wandb_objects(rows, report))
     tracker.summary({"runs_ok": report.summary["runs"]["ok"],
                      "runs_failed": report.summary["runs"]["failed"],
-                     **{f"finding{f['id']}": f["verdict"] for f in report.summary["findings"]["findings"]},
+                     **{f"finding{f['id']}": verdict_label(f) for f in report.summary["findings"]["findings"]},
                      **{f"finding{f['id']}_seeds_to_decide": f["decision"]["seeds"]
                         for f in report.summary["findings"]["findings"] if f.get("decision")},
                      "findings_regime": report.summary["sanity"]["regime"]})
@@ -80,9 +80,11 @@ def _wandb_objects(rows: list[dict], report: Report) -> dict[str, Any]:
     chart = wandb.plot.line_series(xs=ns, ys=ys, keys=series, title="Generality curve",
                                    xname="layer n")
     findings = report.summary["findings"]["findings"]
-    columns = ["id", "statement", "layers", "test", "estimate", "ci95", "p", "verdict", "decision", "detail"]
-    findings_table = wandb.Table(columns=columns, data=[[str(f[c]) if c in ("layers", "ci95", "decision")
-                                                         else f[c] for c in columns] for f in findings])
+    columns = ["id", "statement", "layers", "test", "row", "estimate", "ci95", "p", "p_test", "verdict",
+               "provisional", "decision", "detail"]
+    listed = ("layers", "ci95", "decision", "provisional")
+    findings_table = wandb.Table(columns=columns, data=[[str(f.get(c)) if c in listed else f[c] for c in columns]
+                                                        for f in findings])
     objects = {"generality_table": table, "generality_curve": chart, "findings_table": findings_table,
                "generality_figure": wandb.Image(str(report.paths["png"]))}
     for measure in MEASURES.values():
