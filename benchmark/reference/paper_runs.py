@@ -33,6 +33,7 @@ import hashlib
 import json
 import math
 import re
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from functools import cache, cached_property
@@ -124,7 +125,7 @@ class History:
     """The networks of a validation-history file, checked: their evaluations by iteration."""
 
     path: Path
-    sha256: str
+    sha256: str                                              # of the file as stored
     networks: dict[str, PaperNetwork]
     evaluations: dict[str, dict[int, tuple[float, float]]]  # network -> iteration -> (top1, loss)
     first_line: dict[str, int]                               # network -> its first row's line
@@ -134,8 +135,8 @@ class History:
 
 def read_history(path: Path) -> History:
     """Read and check every row of ``path``; :class:`HistoryError` naming the first bad row."""
-    data = _file_bytes(path)
-    history = History(path, hashlib.sha256(data).hexdigest(), {}, {}, {}, [], 0)
+    stored, data = _file_bytes(path)
+    history = History(path, hashlib.sha256(stored).hexdigest(), {}, {}, {}, [], 0)
     for line, row in _rows(path, data):
         name = row["network"]
         if name not in history.first_line:
@@ -154,10 +155,12 @@ def read_history(path: Path) -> History:
     return history
 
 
-def _file_bytes(path: Path) -> bytes:
+def _file_bytes(path: Path) -> tuple[bytes, bytes]:
+    """The file as stored (its checksum is the records') and decompressed."""
     try:
-        return gzip.decompress(path.read_bytes())
-    except OSError as exc:  # missing, unreadable, not gzip, truncated
+        stored = path.read_bytes()
+        return stored, gzip.decompress(stored)
+    except (OSError, EOFError, zlib.error) as exc:  # missing, unreadable, not gzip, truncated
         raise HistoryError(f"cannot read {path} as a gzip file ({exc}); pass the paper's "
                            f"validation_history.csv.gz with --history PATH") from None
 
@@ -268,9 +271,10 @@ def paper_record(history: History, name: str, experiment: Experiment) -> RunReco
     """The run record of the network ``name``, marked as imported from ``history``."""
     network, evaluations = history.networks[name], sorted(history.evaluations[name].items())
     cfg, blocks = experiment.cfg, experiment.blocks
-    if not 0 <= network.n <= len(blocks):
+    if network.treatment != BASE_TREATMENT and not 1 <= network.n <= len(blocks):
         raise HistoryError(f"{history.path}: line {history.first_line[name]} (network {name}): layer "
-                           f"{network.n}, but {model_label(cfg.model)} has {len(blocks)} blocks; drop its rows")
+                           f"{network.n} is not one of {model_label(cfg.model)}'s layers 1..{len(blocks)}; "
+                           "drop its rows")
     classes_a, classes_b = experiment.classes(network.seed)
     point = {"treatment": network.treatment, "n": network.n, "finetune": network.finetune,
              "target": network.target, "seed": network.seed}
