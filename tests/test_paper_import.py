@@ -153,7 +153,7 @@ def test_a_constructed_file_imports_with_its_roles(imported):
 @pytest.mark.parametrize("edit, expected", [
     (lambda lines: lines + _evaluations("transfer0A1B_1_1"), "line 32 (network transfer0A1B_1_1): network "),
     (lambda lines: lines + _evaluations("transfer1A1B_1_2"),
-     "line 32 (network transfer1A1B_1_2): its base network half1A and half1B is not in the file"),
+     "line 32 (network transfer1A1B_1_2): its base networks half1A and half1B are not in the file"),
     (lambda lines: lines + _evaluations("transfer0A0B_1_9"), "line 32 (network transfer0A0B_1_9): layer 9 is not "
                                                              "one of caffenet's layers 1..7"),
     (lambda lines: lines + _evaluations("transfer0A0B_1_0"), "line 32 (network transfer0A0B_1_0): layer 0 is not"),
@@ -199,3 +199,11 @@ def test_a_different_record_already_there_is_kept(imported, tmp_path, capsys):
     assert "already holds another record" in _one_error(capsys, [str(imported), "--history", str(history),
                                                                   "--partial"])
     assert _snapshot(imported) == before
+
+
+def test_an_output_directory_that_cannot_be_written_is_one_error_line(tmp_path, capsys):
+    out = tmp_path / "taken"
+    out.write_text("a file, not a directory")
+    history = _write(tmp_path / "good.csv.gz", GOOD)
+    assert "cannot write" in _one_error(capsys, [str(out), "--history", str(history), "--partial"])
+    assert out.read_text() == "a file, not a directory"

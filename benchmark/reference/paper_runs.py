@@ -224,9 +224,9 @@ def check_complete(history: History, partial: bool) -> None:
     for name, network in history.networks.items():
         absent = [base for base in network.bases if base not in history.networks]
         if absent:
-            raise HistoryError(f"{history.path}: line {history.first_line[name]} (network {name}): its base "
-                               f"network {' and '.join(absent)} is not in the file; add its rows, or drop "
-                               f"{name}'s")
+            bases = f"base network {absent[0]} is" if len(absent) == 1 else f"base networks {' and '.join(absent)} are"
+            raise HistoryError(f"{history.path}: line {history.first_line[name]} (network {name}): its {bases} "
+                               f"not in the file; add their rows, or drop {name}'s")
     if partial:
         return
     expected = paper_reference()["validation_history"]
@@ -324,7 +324,12 @@ def import_paper_runs(out_dir: Path, history_path: Path = DEFAULT_HISTORY, parti
                for name, network in history.networks.items()}
     new = {run_dir: record for run_dir, record in planned.items() if not _already_there(run_dir, record)}
     for run_dir, record in new.items():
-        write_result(run_dir, record)
+        try:
+            write_result(run_dir, record)
+        except OSError as exc:
+            raise HistoryError(f"cannot write {run_dir / RESULT_FILE} ({exc}); import into a directory you can "
+                               "write to (the records written so far are whole, and importing again skips them)"
+                               ) from None
     sweeps = sorted({run_dir.parent for run_dir in planned})
     return Imported(history, sweeps, len(new), len(planned) - len(new))
 
