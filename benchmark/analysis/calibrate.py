@@ -210,14 +210,14 @@ def render(cells: list[Cell], settings: FindingsSettings, header: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _header(config: Calibration, sims: int, seed: int, calls: int, seconds: float) -> str:
+def _header(config: Calibration, seed: int, calls: int, seconds: float, cpu: float) -> str:
     noise = config.noise
-    return (f"Each cell: {sims} simulated sweeps (seed {seed}), each judged by test_findings; count: "
+    return (f"Each cell: {config.sims} simulated sweeps (seed {seed}), each judged by test_findings; count: "
             f"rate [95% Wilson interval]; wrong verdicts in bold; right: the verdicts the true effect "
             f"calls for. Noise (points): level {noise.level:g}, seed sd {noise.seed_sd:g}, network sd "
             f"{noise.network_sd:g}, random frozen network sd {noise.random_network_sd:g}; targets "
-            f"{', '.join(config.targets)}; L = {len(config.blocks)}. {calls} sweeps judged in "
-            f"{seconds:.0f} s ({1000 * seconds / max(calls, 1):.0f} ms a sweep, simulation included).")
+            f"{', '.join(config.targets)}; L = {len(config.blocks)}. {calls} sweeps simulated and judged in "
+            f"{seconds:.0f} s ({cpu:.0f} s of CPU: {1000 * cpu / max(calls, 1):.0f} ms a sweep).")
 
 
 def _numbers(text: str, option: str, low: int, rule: str) -> list[int]:
@@ -268,12 +268,12 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(args.out)
         if not out.parent.is_dir():
             raise UserError(f"--out {out}: folder {out.parent} does not exist; create it or write elsewhere")
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         cells = calibrate(config, settings, findings, seed)
-        seconds = time.perf_counter() - start
-        text = render(cells, settings, _header(config, config.sims, seed, sum(c.sims for c in cells), seconds))
+        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+        text = render(cells, settings, _header(config, seed, sum(c.sims for c in cells), seconds, cpu))
         write_text(out, text)
-        write_json({"seed": seed, "seconds": seconds, "config": asdict(config), "settings": asdict(settings),
+        write_json({"seed": seed, "seconds": seconds, "cpu_seconds": cpu, "config": asdict(config), "settings": asdict(settings),
                     "cells": [asdict(c) | {"wrong_above_alpha": c.misses(settings.alpha)} for c in cells]},
                    out.with_suffix(".json"))
     except UserError as exc:
