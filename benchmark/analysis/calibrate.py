@@ -184,7 +184,8 @@ def cell_miss(cell: Cell, alpha: float) -> str:
     parts = []
     for verdict in cell.misses(alpha):
         rate = cell.rate(verdict)
-        certainty = "above alpha beyond Monte Carlo error" if rate[1] > alpha else "within Monte Carlo error of alpha"
+        certainty = ("above alpha beyond Monte Carlo error" if rate[1] > alpha
+                     else "within Monte Carlo error of alpha")
         parts.append(f"wrong {verdict} {_percent(rate)} ({cell.counts[verdict]} of {cell.sims}), {certainty}")
     return (f"finding {cell.finding}, {cell.seeds} seeds, true effect {_multiple(cell.multiple)} "
             f"({cell.effect_points:g} points; right: {_right(cell)}): " + "; ".join(parts))
@@ -201,8 +202,9 @@ def render(cells: list[Cell], settings: FindingsSettings, header: str) -> str:
                   "| true effect | points | seeds | right | " + " | ".join(OUTCOMES) + " | sims |",
                   "|---|---|---|---|" + "---|" * len(OUTCOMES) + "---|"]
         for cell in (c for c in cells if c.finding == number):
-            lines.append(f"| {_multiple(cell.multiple)} | {cell.effect_points:g} | {cell.seeds} | {_right(cell)} | "
-                         + " | ".join(_outcome(cell, o) for o in OUTCOMES) + f" | {cell.sims} |")
+            cells_text = [_multiple(cell.multiple), f"{cell.effect_points:g}", str(cell.seeds), _right(cell),
+                          *(_outcome(cell, o) for o in OUTCOMES), str(cell.sims)]
+            lines.append("| " + " | ".join(cells_text) + " |")
         lines.append("")
     missed = [cell_miss(c, settings.alpha) for c in cells if c.misses(settings.alpha)]
     lines += [f"**Cells where a wrong verdict is more frequent than alpha = {settings.alpha:g}**: "
@@ -230,6 +232,32 @@ def _numbers(text: str, option: str, low: int, rule: str) -> list[int]:
     return values
 
 
+def _findings(text: str) -> list[int]:
+    known = ", ".join(map(str, FINDINGS))
+    numbers = _numbers(text, "--findings", 1, f"give finding numbers among {known}, e.g. 2 or 1,4")
+    unknown = [n for n in numbers if n not in FINDINGS]
+    if unknown:
+        raise UserError(f"--findings {text}: finding {unknown[0]} is unknown; give numbers among {known}")
+    return numbers
+
+
+def _options(args: argparse.Namespace) -> tuple[Calibration, FindingsSettings, list[int], int, Path]:
+    """The config (with --sims and --seeds), the analysis settings, the findings, the seed and
+    the output file; :class:`UserError` for a bad one."""
+    config = load_calibration(args.config)
+    if args.sims is not None:
+        config.sims = _numbers(args.sims, "--sims", 1, "give a whole number of simulated sweeps, 1 or more")[0]
+    if args.seeds is not None:
+        config.seeds = _numbers(args.seeds, "--seeds", 2, "give seed counts of 2 or more, e.g. 2,3,5,10")
+    seed = _numbers(args.seed, "--seed", 0, "give a whole number, 0 or more")[0]
+    findings = _findings(args.findings)
+    settings = findings_settings(default_findings(args.set))
+    out = Path(args.out)
+    if not out.parent.is_dir():
+        raise UserError(f"--out {out}: folder {out.parent} does not exist; create it or write elsewhere")
+    return config, settings, findings, seed, out
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m benchmark.analysis.calibrate",
@@ -241,43 +269,30 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", default="0", help="random seed of the simulation (default 0)")
     parser.add_argument("--findings", default=",".join(map(str, FINDINGS)),
                         help="the findings to calibrate, e.g. 2 or 1,4 (default: all six)")
-    parser.add_argument("--seeds", help="seeds a simulated sweep has, e.g. 3 or 2,3,5,10 (default: the config's)")
+    parser.add_argument("--seeds", help="the seeds a simulated sweep has, e.g. 3 or 2,3,5,10 "
+                                        "(default: the config's)")
     parser.add_argument("--config", help=f"calibration settings (default: {DEFAULT_CONFIG})")
     parser.add_argument("--set", action="append", default=[], metavar="analysis.KEY=VALUE",
                         help="override a setting of the analysis, e.g. analysis.findings.alpha=0.01")
     parser.add_argument("--out", default="calibration.md",
-                        help="the Markdown table to write (default calibration.md); the JSON goes beside it")
+                        help="the Markdown table to write (default calibration.md); its JSON goes beside it")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
-        config = load_calibration(args.config)
-        if args.sims is not None:
-            config.sims = _numbers(args.sims, "--sims", 1, "give a whole number of simulated sweeps, 1 or more")[0]
-        if args.seeds is not None:
-            config.seeds = _numbers(args.seeds, "--seeds", 2, "give seed counts of 2 or more, e.g. 2,3,5,10")
-        seed = _numbers(args.seed, "--seed", 0, "give a whole number, 0 or more")[0]
-        findings = _numbers(args.findings, "--findings", 1, f"give finding numbers among {', '.join(map(str, FINDINGS))}")
-        unknown = [f for f in findings if f not in FINDINGS]
-        if unknown:
-            raise UserError(f"--findings {args.findings}: finding {unknown[0]} is unknown; give numbers among "
-                            f"{', '.join(map(str, FINDINGS))}")
-        settings = findings_settings(default_findings(args.set))
-        out = Path(args.out)
-        if not out.parent.is_dir():
-            raise UserError(f"--out {out}: folder {out.parent} does not exist; create it or write elsewhere")
-        start, cpu = time.perf_counter(), time.process_time()
-        cells = calibrate(config, settings, findings, seed)
-        seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
-        text = render(cells, settings, _header(config, seed, sum(c.sims for c in cells), seconds, cpu))
-        write_text(out, text)
-        write_json({"seed": seed, "seconds": seconds, "cpu_seconds": cpu, "config": asdict(config), "settings": asdict(settings),
-                    "cells": [asdict(c) | {"wrong_above_alpha": c.misses(settings.alpha)} for c in cells]},
-                   out.with_suffix(".json"))
+        config, settings, findings, seed, out = _options(args)
     except UserError as exc:
         exit_with(exc)
+    start, cpu = time.perf_counter(), time.process_time()
+    cells = calibrate(config, settings, findings, seed)
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    text = render(cells, settings, _header(config, seed, sum(c.sims for c in cells), seconds, cpu))
+    write_text(out, text)
+    cells_json = [asdict(c) | {"wrong_above_alpha": c.misses(settings.alpha)} for c in cells]
+    write_json({"seed": seed, "seconds": seconds, "cpu_seconds": cpu, "config": asdict(config),
+                "settings": asdict(settings), "cells": cells_json}, out.with_suffix(".json"))
     print(text)
     print(f"wrote {out} and {out.with_suffix('.json')}")
     return 0
