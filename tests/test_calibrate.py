@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from omegaconf import OmegaConf
 
 from benchmark.analysis import default_findings
 from benchmark.analysis.calibrate import (DEFAULT_CONFIG, EQUIVALENCE, FINDINGS, THREE_REGIONS, load_calibration,
@@ -18,6 +19,8 @@ from benchmark.analysis.findings import test_findings as judge  # not a test: py
 from benchmark.analysis.simulate import Effects, simulate_sweep
 from benchmark.protocol import (BASE, CONTRADICTED, HOLDS, RANDOM_CONTROL, SELFFER, SELFFER_TUNED, SMALL,
                                 TRANSFER, TRANSFER_TUNED)
+from benchmark.schema.calibration import Calibration
+from benchmark.schema.keys import schema_leaves
 from benchmark.schema.split import RANDOM_SPLIT
 
 CONFIG = load_calibration()
@@ -129,13 +132,19 @@ def test_a_bad_option_is_one_error_line(tmp_path, capsys, option, named):
     assert not (tmp_path / "c.md").exists()
 
 
-def test_a_calibration_file_with_a_bad_value_is_one_error_line(tmp_path, capsys):
+@pytest.mark.parametrize("change, named", [
+    (("network_sd: 0.455", "network_sd: -1"), "calibration.noise.network_sd=-1.0 must be positive; fix it, "
+                                              "e.g. calibration.noise.network_sd=0.5"),
+    (("sims: 80", "simulations: 80"), "simulations"),
+    (("dissimilar_split: family", "# no dissimilar split"), "lacks dissimilar_split"),
+])
+def test_a_calibration_file_with_a_bad_value_is_one_error_line(tmp_path, capsys, change, named):
     bad = tmp_path / "bad.yaml"
-    bad.write_text(DEFAULT_CONFIG.read_text().replace("network_sd: 0.455", "network_sd: -1"))
+    bad.write_text(DEFAULT_CONFIG.read_text().replace(*change))
     with pytest.raises(SystemExit):
         main(["--config", str(bad), "--out", str(tmp_path / "c.md")])
-    assert capsys.readouterr().err.strip() == (
-        "error: calibration.noise.network_sd=-1.0 must be positive; fix it, e.g. calibration.noise.network_sd=0.5")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and named in err[0], err
 
 
 OVERLAP = pytest.mark.xfail(strict=True,
@@ -156,3 +165,13 @@ def test_with_many_seeds_a_finding_lands_on_its_documented_verdict(number, multi
     rng = np.random.default_rng([7, number, round(10 * multiple)])
     cell = simulate_cell(number, multiple, 40, CONFIG, SETTINGS, 4, rng)
     assert cell.counts[documented] == cell.sims, cell.counts
+
+
+def test_each_rule_of_the_calibration_file_passes_its_example_and_refuses_its_bad_value():
+    node = OmegaConf.merge(OmegaConf.structured(Calibration), OmegaConf.load(DEFAULT_CONFIG))
+    checks = [(leaf.path, check) for leaf in schema_leaves(node) for check in leaf.checks]
+    assert len(checks) >= 8
+    for path, check in checks:
+        parent = OmegaConf.select(node, path.rpartition(".")[0]) if "." in path else node
+        assert check.ok(check.example, parent), path
+        assert check.bad is None or not check.ok(check.bad, parent), path

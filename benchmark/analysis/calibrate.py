@@ -123,6 +123,9 @@ def load_calibration(path: str | Path | None = None) -> Calibration:
     except OmegaConfBaseException as error:
         raise UserError(f"--config {path}: {error}".splitlines()[0] + "; compare it with "
                         f"{DEFAULT_CONFIG}") from None
+    missing = sorted(OmegaConf.missing_keys(node))
+    if missing:
+        raise UserError(f"--config {path} lacks {', '.join(missing)}; give every key of {DEFAULT_CONFIG}")
     validate(node, "calibration.")
     return OmegaConf.to_object(node)
 
