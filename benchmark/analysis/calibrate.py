@@ -100,12 +100,13 @@ class Cell:
 
     def rate(self, outcome: str) -> tuple[float, float, float]:
         """The outcome's rate and its 95% (Wilson) interval."""
-        k = self.counts[outcome]
+        k = self.counts.get(outcome, 0)
         interval = binomtest(k, self.sims).proportion_ci(method="wilson")
         return k / self.sims, float(interval.low), float(interval.high)
 
     def wrong(self) -> list[str]:
-        return [v for v in CLAIMS if v not in self.right and self.counts[v]]
+        """The verdicts that came out where they are wrong."""
+        return [v for v in CLAIMS if v not in self.right and self.counts.get(v)]
 
     def misses(self, alpha: float) -> list[str]:
         """The wrong verdicts more frequent than alpha."""
@@ -174,7 +175,8 @@ def _multiple(multiple: float) -> str:
 
 
 def _outcome(cell: Cell, outcome: str) -> str:
-    text = f"{cell.counts[outcome]}: {_percent(cell.rate(outcome))}" if cell.counts[outcome] else "0"
+    count = cell.counts.get(outcome, 0)
+    text = f"{count}: {_percent(cell.rate(outcome))}" if count else "0"
     return f"**{text}**" if outcome in cell.wrong() else text
 
 
@@ -198,15 +200,16 @@ def render(cells: list[Cell], settings: FindingsSettings, header: str) -> str:
     """The Markdown report: per finding a table of every verdict's count and rate (95% interval)
     at each number of seeds and effect, wrong verdicts in bold, then the cells that miss."""
     lines = [header, ""]
+    outcomes = [*OUTCOMES, *sorted({o for c in cells for o in c.counts} - set(OUTCOMES))]  # a new verdict too
     for number in sorted({c.finding for c in cells}):
         finding = FINDINGS[number]
         lines += [f"### Finding {number} ({finding.kind}; margin {finding.margin} = "
                   f"{getattr(settings, finding.margin):g} points)", "",
-                  "| true effect | points | seeds | right | " + " | ".join(OUTCOMES) + " | sims |",
-                  "|---|---|---|---|" + "---|" * len(OUTCOMES) + "---|"]
+                  "| true effect | points | seeds | right | " + " | ".join(outcomes) + " | sims |",
+                  "|---|---|---|---|" + "---|" * len(outcomes) + "---|"]
         for cell in (c for c in cells if c.finding == number):
             cells_text = [_multiple(cell.multiple), f"{cell.effect_points:g}", str(cell.seeds), _right(cell),
-                          *(_outcome(cell, o) for o in OUTCOMES), str(cell.sims)]
+                          *(_outcome(cell, o) for o in outcomes), str(cell.sims)]
             lines.append("| " + " | ".join(cells_text) + " |")
         lines.append("")
     missed = [cell_miss(c, settings.alpha) for c in cells if c.misses(settings.alpha)]

@@ -75,21 +75,22 @@ def simulate_sweep(effects: Effects, seeds: int, noise: Noise, rng: np.random.Ge
     for split in splits:
         shifts = role_effects(effects, depth, settings, dissimilar=split != RANDOM_SPLIT)
         shifts = {role: shifts[role] for role in roles}
-        offsets = rng.normal(noise.level, noise.seed_sd, size=seeds)
-        for seed, offset in enumerate(offsets):
+        levels = rng.normal(noise.level, noise.seed_sd, size=seeds)  # a seed's split: both directions share it
+        for seed, level in enumerate(levels):
             for target in targets:
-                records += _unit_records(offset, shifts, noise, rng, list(blocks),
+                records += _unit_records(level, shifts, noise, rng, list(blocks),
                                          dict(seed=seed, target=target, split=split))
     return records
 
 
-def _unit_records(offset: float, shifts: dict[str, np.ndarray], noise: Noise, rng: np.random.Generator,
+def _unit_records(level: float, shifts: dict[str, np.ndarray], noise: Noise, rng: np.random.Generator,
                   blocks: list[str], unit: dict) -> list[RunRecord]:
-    """baseB and every copying role at every n of one (split, seed, target half)."""
-    records = [_record(BASE, 0, offset + rng.normal(0.0, noise.network_sd), blocks, unit)]
+    """baseB and each role of ``shifts`` at every n of one (split, seed, target half) whose
+    networks score ``level`` on average before their role's shift."""
+    records = [_record(BASE, 0, level + rng.normal(0.0, noise.network_sd), blocks, unit)]
     for role, shift in shifts.items():
         sd = noise.random_network_sd if role == RANDOM_CONTROL else noise.network_sd
-        scores = offset + shift + rng.normal(0.0, sd, size=shift.size)
+        scores = level + shift + rng.normal(0.0, sd, size=shift.size)
         records += [_record(role, n, score, blocks, unit) for n, score in enumerate(scores, start=1)]
     return records
 
