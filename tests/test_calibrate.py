@@ -113,7 +113,8 @@ def test_the_command_writes_its_table(tmp_path, capsys):
     assert main(["--sims", "2", "--findings", "2", "--seeds", "3", "--out", str(out)]) == 0
     table = out.read_text()
     assert "### Finding 2" in table and "| margin/2 | 1 | 3 | real but small |" in table
-    assert table in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert table in printed.out and "simulated sweeps: 100%" in printed.err  # the progress bar
     cells = json.loads(out.with_suffix(".json").read_text())["cells"]
     assert [(c["finding"], c["seeds"], c["multiple"]) for c in cells] == [(2, 3, m) for m in CONFIG.effects]
     assert all(sum(c["counts"].values()) == c["sims"] == 2 for c in cells)
