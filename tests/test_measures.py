@@ -10,6 +10,7 @@ from benchmark.analysis import aggregate, default_analysis
 from benchmark.measures import MEASURES
 from benchmark.store.record import RECORD_VERSION, RunRecord
 from benchmark.store.results import read_result
+from benchmark.sweep.later import complete
 from conftest import run_main
 
 GRID = ("-m", "experiment=smoke", "treatment=base,transfer", "n=0,2", "wandb.mode=disabled")
@@ -29,7 +30,7 @@ def test_a_measure_the_runs_did_not_take_is_taken_later_from_their_saved_network
     assert base["similarity"] is None  # the run took no measure ...
     summary = json.loads((skipped / "summary.json").read_text())
     assert summary["similarity"] is None and not (skipped / "similarity.png").exists()
-    report = aggregate(skipped, analysis=default_analysis())  # ... the aggregation takes cka now
+    report = aggregate(skipped, analysis=default_analysis(), complete=complete)  # ... cka is taken now
     later, during = report.summary["similarity"], json.loads((measured / "summary.json").read_text())["similarity"]
     assert later["base_vs_base"] == during["base_vs_base"]  # same networks, same seeded images
     assert later["vs_source"] == {}  # copying runs keep no trained network: not taken after the fact
