@@ -230,8 +230,9 @@ def _pooled(pooled: dict, name: str) -> str:
 
 def plot(name: str, entry: dict, blocks: dict[str, str], stem: Path) -> tuple[Path, Path]:
     """``stem``.png / .pdf: the measure on each half's base by block, and its cheap generality
-    beside the protocol's (the generality of an accuracy ratio and of a difference are drawn on
-    their own axes: only their ranks compare)."""
+    beside the protocol's and the depth-only null (the generality of an accuracy ratio and of a
+    difference are drawn on their own axes: only their ranks compare); the readout of the
+    random-init network is the random-init null."""
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(11.0, 4.4), layout="constrained")
         FigureCanvasAgg(fig)
@@ -245,6 +246,9 @@ def plot(name: str, entry: dict, blocks: dict[str, str], stem: Path) -> tuple[Pa
         for role, curve in entry["cheap_generality"].items():
             _draw_curve(general, curve, colors[role], f"cheap: {role} ({entry['comparison']})")
         protocol_axis = general if entry["comparison"].startswith("ratio") else general.twinx()
+        depth = depth_null(len(entry[OWN]))
+        protocol_axis.plot(list(depth), list(depth.values()), color="0.6", ls=":", lw=1.2,
+                           label="depth-only null, 1 - n/L")
         for series, curve in entry["protocol_generality"].items():
             _draw_curve(protocol_axis, curve, SERIES_BY_KEY[series].color, f"{series} / baseB (the protocol)", ls="--")
         _decorate(general, blocks, "generality", "The cheap answer beside the protocol's")
