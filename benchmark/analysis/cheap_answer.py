@@ -101,7 +101,7 @@ def markdown(result: dict, labels: Sequence[str], series: str, settings: DictCon
                   "| sweep | blocks | protocol | readout | random-init readout | below first: protocol | readout |"
                   " random-init |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for label, v in r["top_blocks"].items():
-            below = v["below_first_points"]
+            below = v["below_first_points"] if r["points"] else {"protocol": v["below_first_points"].get("protocol")}
             lines.append(f"| {label} | {', '.join(map(str, v['blocks']))} | {_num(v.get('protocol'))} | "
                          f"{_num(v.get(READOUT))} | {_num(v.get(RANDOM_INIT_NULL))} | {_num(below.get('protocol'), 1)} | "
                          f"{_num(below.get(READOUT), 1)} | {_num(below.get(RANDOM_INIT_NULL), 1)} |")

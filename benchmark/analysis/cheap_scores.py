@@ -12,12 +12,13 @@ Cells are (condition, block): a condition is a sweep (a split, source, dataset o
 curves the means over its units (seed and target half). Each predictor gets, on the same cells:
 the rank correlation across the blocks of each condition (averaged over conditions), across all
 cells, the share of condition pairs it orders as the protocol does at the same block, the mean
-absolute error in generality points (accuracies only: LogME's differences have no points), and
-how often the first block below the threshold (where transfer starts to cost) is the
-protocol's, exactly and within one block (per unit). Each score, and the readout's difference
-from each null, carries a 95% bootstrap interval over units (resampled within each condition)
-when every condition has ``min_units`` of them; with fewer (3 seeds), the range of the score
-with each unit left out in turn, a plain statement of its spread, not an interval.
+absolute error in generality points, and how often the first block below the threshold (where
+transfer starts to cost) is the protocol's, exactly and within one block (per unit); these two
+for accuracy ratios only (``points``: LogME's differences have no points and no threshold).
+Each score, and the readout's difference from each null, carries a 95% bootstrap interval over
+units (resampled within each condition) when every condition has ``min_units`` of them; with
+fewer (3 seeds), the range of the score with each unit left out in turn, a plain statement of
+its spread, not an interval.
 """
 from __future__ import annotations
 
@@ -77,7 +78,7 @@ def score(units: Sequence[UnitCurves], threshold: float, points: bool) -> dict[s
                   for c in conditions]
         within = [r for r in within if r is not None]
         decisions = [_decision(u.predictors[predictor], u.protocol, threshold) for u in units
-                     if predictor in u.predictors]
+                     if predictor in u.predictors and points]  # a threshold on a ratio of accuracies
         decisions = [d for d in decisions if d is not None]
         result[predictor] = {
             "within_curve_spearman": float(np.mean(within)) if within else None,
