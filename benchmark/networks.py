@@ -6,13 +6,11 @@ train them, on cached prefix features where that is exact (benchmark/feature_cac
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -25,6 +23,7 @@ from benchmark.data.preprocessing import DATASET_PREPROCESSING, Preprocessing
 from benchmark.flops import block_forward_flops, frozen_step_fraction
 from benchmark.models import TransferNet, build_model, model_label
 from benchmark.protocol import BASE_TREATMENT, EXTERNAL, TREATMENTS, run_label, source_half
+from benchmark.seeds import derive_seed
 from benchmark.sources import check_blocks_match, external_state, run_preprocessing, size_hint
 from benchmark.surgery import copy_blocks, parameter_groups, prepare_target
 from benchmark.store.base_cache import BaseCache, CachedBase
@@ -33,12 +32,6 @@ from benchmark.store.lock import LockTiming
 from benchmark.train import TrainData, TrainJob, TrainResult, pick_device, train
 
 log = logging.getLogger(__name__)
-
-
-def derive_seed(*parts: Any) -> int:
-    """A stable 31-bit seed from any tuple (baseA and baseB of one seed differ)."""
-    digest = hashlib.sha256(repr(parts).encode()).digest()
-    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
 
 
 @dataclass

@@ -1,6 +1,8 @@
-"""The package's layers: no import cycle anywhere (imports inside functions included), and a
-training job (a single run, or one job of a sweep) never imports the analysis' matplotlib or
-scipy: they cost seconds per job and belong to the aggregation."""
+"""The package's layers: no import cycle anywhere (imports inside functions included, and the
+package ``__init__`` that importing a module runs), the per-block measures a leaf below the
+run, the sweep and the analysis, the analysis free of networks and training, and a training job
+(a single run, or one job of a sweep) never importing the analysis' matplotlib or scipy: they
+cost seconds per job and belong to the aggregation."""
 import ast
 import subprocess
 import sys
@@ -29,10 +31,49 @@ def _imports(path: Path, modules: set[str]) -> set[str]:
     return found & modules
 
 
+def _packages_run(importer: str, imported: str, modules: set[str]) -> set[str]:
+    """The package ``__init__`` modules that importing ``imported`` from ``importer`` runs: every
+    enclosing package of ``imported`` that does not enclose ``importer`` (its own packages are
+    already being imported)."""
+    parts = imported.split(".")
+    enclosing = {".".join(parts[:i]) for i in range(1, len(parts))}
+    return {p for p in enclosing & modules if not (importer == p or importer.startswith(p + "."))}
+
+
 def import_graph() -> dict[str, set[str]]:
     files = {_module_name(p): p for top in PACKAGES for p in (REPO / top).rglob("*.py")}
     modules = set(files)
-    return {name: _imports(path, modules) - {name} for name, path in files.items()}
+    graph = {}
+    for name, path in files.items():
+        direct = _imports(path, modules)
+        graph[name] = (direct | {p for i in direct for p in _packages_run(name, i, modules)}) - {name}
+    return graph
+
+
+def reachable(graph: dict[str, set[str]], start: set[str]) -> dict[str, str]:
+    """Every module that importing ``start`` may import, transitively, each with the module that
+    imports it first (to name the path in a failure)."""
+    found, todo = {}, sorted(start)
+    while todo:
+        module = todo.pop()
+        for nxt in sorted(graph[module] - found.keys() - start):
+            found[nxt] = module
+            todo.append(nxt)
+    return found
+
+
+def _path(found: dict[str, str], start: set[str], module: str) -> str:
+    chain = [module]
+    while chain[-1] not in start:
+        chain.append(found[chain[-1]])
+    return " <- ".join(chain)
+
+
+def _reaching(graph: dict[str, set[str]], package: str, forbidden: tuple[str, ...],
+              exempt: tuple[str, ...] = ()) -> list[str]:
+    start = {m for m in graph if (m == package or m.startswith(package + ".")) and m not in exempt}
+    found = reachable(graph, start)
+    return sorted(_path(found, start, m) for m in found if m.startswith(forbidden))
 
 
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
@@ -78,6 +119,30 @@ def test_the_schema_imports_nothing_above_it():
     schema = [m for m in graph if m.startswith("benchmark.schema")]
     assert {m: sorted(i for i in graph[m] if not i.startswith(allowed)) for m in schema} == \
         {m: [] for m in schema}
+
+
+def test_the_import_graph_follows_package_inits_and_imports_inside_functions():
+    graph = import_graph()
+    assert "benchmark.sweep" in graph["benchmark.analysis.__main__"]  # from benchmark.sweep.later import ...
+    assert "benchmark.measures" not in graph["benchmark.measures.cka"]  # its own package: already running
+    assert "benchmark.config" in graph["benchmark.analysis"]  # imported inside default_analysis()
+
+
+def test_the_measures_are_a_leaf_that_computes_and_records():
+    """benchmark/measures/ imports nothing from the analysis, the run, the networks, the sweep or
+    training, directly or through what it imports: what reports a measure is the analysis'
+    (benchmark/analysis/measure_reports.py), what takes a measure later from saved networks the
+    sweep's (benchmark/sweep/later.py)."""
+    forbidden = tuple(f"benchmark.{m}" for m in ("analysis", "run", "networks", "sweep", "train"))
+    assert _reaching(import_graph(), "benchmark.measures", forbidden) == []
+
+
+def test_the_analysis_pulls_in_no_networks_training_or_run():
+    """The analysis (the library; its command line, ``__main__``, sits on top and hands it the sweep's
+    way of taking measures later) never imports what builds or trains a network."""
+    forbidden = tuple(f"benchmark.{m}" for m in ("run", "networks", "sweep", "train", "surgery",
+                                                 "feature_cache", "sources"))
+    assert _reaching(import_graph(), "benchmark.analysis", forbidden, exempt=("benchmark.analysis.__main__",)) == []
 
 
 def test_a_training_job_imports_neither_matplotlib_nor_scipy(tmp_path):

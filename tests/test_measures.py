@@ -10,6 +10,7 @@ from benchmark.analysis import aggregate, default_analysis
 from benchmark.measures import MEASURES
 from benchmark.store.record import RECORD_VERSION, RunRecord
 from benchmark.store.results import read_result
+from benchmark.sweep.later import complete
 from conftest import run_main
 
 GRID = ("-m", "experiment=smoke", "treatment=base,transfer", "n=0,2", "wandb.mode=disabled")
@@ -29,7 +30,7 @@ def test_a_measure_the_runs_did_not_take_is_taken_later_from_their_saved_network
     assert base["similarity"] is None  # the run took no measure ...
     summary = json.loads((skipped / "summary.json").read_text())
     assert summary["similarity"] is None and not (skipped / "similarity.png").exists()
-    report = aggregate(skipped, analysis=default_analysis())  # ... the aggregation takes cka now
+    report = aggregate(skipped, analysis=default_analysis(), complete=complete)  # ... cka is taken now
     later, during = report.summary["similarity"], json.loads((measured / "summary.json").read_text())["similarity"]
     assert later["base_vs_base"] == during["base_vs_base"]  # same networks, same seeded images
     assert later["vs_source"] == {}  # copying runs keep no trained network: not taken after the fact
@@ -82,3 +83,25 @@ def test_the_record_round_trips_and_reads_every_earlier_version(tmp_path):
 def test_a_record_that_cannot_be_read_says_why(data, problem):
     with pytest.raises(ValueError, match=re.escape(problem)):
         RunRecord.from_json(data)
+
+
+def test_a_measure_without_a_report_of_its_own_is_summarised_per_block():
+    """A new measure module needs no line in the analysis: its per-block lists are summarised per
+    run label (mean and CI per block); CKA and the readouts have reports of their own."""
+    from benchmark.analysis.measure_reports import MeasureReport, ReadoutReport, SimilarityReport, report_of
+    from benchmark.measures import Measure
+
+    class Sharpness(Measure):
+        name = record_key = settings_key = "sharpness"
+
+    records = [RunRecord.from_json({"label": "baseB", "treatment": "base", "n": 0, "target": "B", "seed": seed,
+                                    "status": "ok", "sharpness": {"base_vs_base": [0.1 * seed, 1.0], "images": 64}})
+               for seed in (1, 2, 3)]
+    report = report_of(Sharpness())
+    assert type(report) is MeasureReport
+    summary = report.summarise(records, default_analysis())
+    assert summary["baseB"]["base_vs_base"]["1"]["mean"] == pytest.approx(0.2)
+    assert summary["baseB"]["base_vs_base"]["2"]["values"] == [1.0, 1.0, 1.0]
+    assert report.summarise([], default_analysis()) is None
+    assert isinstance(report_of(MEASURES["cka"]), SimilarityReport)
+    assert all(isinstance(report_of(MEASURES[name]), ReadoutReport) for name in ("linear_probe", "knn", "logme"))

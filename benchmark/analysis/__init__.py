@@ -9,13 +9,14 @@ summary.json and its figures (CKA: similarity.png / .pdf).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from hydra.errors import HydraException
 from omegaconf import DictConfig, OmegaConf
 
+from benchmark.analysis.cheap_answer import cheap_answer
 from benchmark.analysis.collect import Collection, collect
 from benchmark.analysis.compare import Sweep, compare, sweep_labels
 from benchmark.analysis.cost import sweep_cost
@@ -25,14 +26,15 @@ from benchmark.analysis.figure import plot_generality
 from benchmark.analysis.findings import findings_settings, test_findings
 from benchmark.analysis.findings_table import (findings_rows, findings_text, render_findings, verdict_label,
                                               write_findings)
+from benchmark.analysis.measure_reports import report_of
 from benchmark.reference import load_reference
 from benchmark.analysis.sanity import gate, sanity_checks
 from benchmark.analysis.table import write_table
 from benchmark.errors import UserError
 from benchmark.measures import MEASURES, check_measures
-from benchmark.measures.later import complete
 from benchmark.protocol import MEAN_HIGHEST
 from benchmark.schema import validate
+from benchmark.store.record import RunRecord
 
 __all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "compare_sweeps", "curve_rows",
            "default_analysis", "default_findings", "findings_rows", "findings_text", "load_reference",
@@ -52,14 +54,18 @@ class Report:
     paths: dict[str, Path]
 
 
+Completer = Callable[[Sequence[RunRecord], DictConfig], list[RunRecord]]
+
+
 def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str = "top1",
-              findings: Mapping | None = None, analysis: DictConfig | None = None) -> Report:
+              findings: Mapping | None = None, analysis: DictConfig | None = None,
+              complete: Completer | None = None) -> Report:
     """Aggregate every result.json under ``sweep_dir`` and write the reports next to them.
 
     ``reference`` (e.g. "yosinski2014") adds the paper's curve as a second figure panel;
     ``findings`` is ``analysis.findings`` (default: conf/config.yaml's); ``analysis`` (default:
-    conf/config.yaml's) names the per-block measures to take, from the networks the runs saved,
-    for the runs that lack them (benchmark/measures/later.py), and how they are reported. Every
+    conf/config.yaml's) names the per-block measures and how they are reported; ``complete``
+    (benchmark/sweep/later.py's) takes those the runs lack from the networks they saved. Every
     measure the runs took is reported.
     Raises AnalysisError when there is nothing usable to aggregate.
     """
@@ -75,13 +81,13 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     collection = collect(sweep)
     _check_usable(sweep, collection, metric)
     analysis = analysis if analysis is not None else default_analysis()
-    records = complete(collection.results, analysis)
+    records = complete(collection.results, analysis) if complete else collection.results
     summary = build_summary(records, metric)
     summary["runs"]["duplicates"] = len(collection.duplicates)
     summary["problems"] = collection.problems
     summary["cost"] = sweep_cost(records)
     for measure in MEASURES.values():
-        summary[measure.record_key] = measure.summarise(records, analysis)
+        summary[measure.record_key] = report_of(measure).summarise(records, analysis)
     summary["sanity"] = sanity_checks(records, metric, settings)
     summary["findings"] = gate(test_findings(records, metric, settings), summary["sanity"])
     png, pdf = plot_generality(summary, sweep / "generality", paper)
@@ -95,8 +101,8 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     }
     reported = [m for m in MEASURES.values() if summary[m.record_key]]
     for measure in reported:
-        paths.update(measure.draw(summary, sweep / measure.record_key))
-    sections = [text for m in reported if (text := m.markdown(summary))]
+        paths.update(report_of(measure).draw(summary, sweep / measure.record_key))
+    sections = [text for m in reported if (text := report_of(m).markdown(summary))]
     if sections:
         paths["measures"] = write_text(sweep / "measures.md", "\n".join(
             ["# The cheap per-block answer beside the protocol's", "", *sections]))
@@ -128,9 +134,11 @@ def default_findings(overrides: Sequence[str] = ()) -> dict:
 
 
 def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path | None, metric: str = "top1",
-                   findings: Mapping | None = None) -> dict[str, Path]:
+                   findings: Mapping | None = None, summaries: Sequence[dict] = (),
+                   analysis: DictConfig | None = None) -> dict[str, Path]:
     """Curves of several sweeps on one figure and finding 5 across them (see compare.py);
-    ``out`` defaults to ``comparison/`` in the sweeps' common parent directory."""
+    ``out`` defaults to ``comparison/`` in the sweeps' common parent directory. With the sweeps'
+    ``summaries`` (of :func:`aggregate`), their readouts scored across them (cheap_answer.py)."""
     settings = findings_settings(findings if findings is not None else default_findings())
     dirs = [Path(d) for d in sweep_dirs]
     out_dir = Path(out) if out else Path(os.path.commonpath([d.absolute() for d in dirs])) / "comparison"
@@ -138,7 +146,10 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path | None, met
     collections = [collect(d) for d in dirs]
     labels = sweep_labels([[r.config or {} for r in c.results] for c in collections])
     sweeps = [Sweep(d, label, c.results) for d, label, c in zip(dirs, labels, collections)]
-    return compare(sweeps, out_dir, metric, settings)
+    paths = compare(sweeps, out_dir, metric, settings)
+    if summaries:
+        paths.update(cheap_answer(labels, summaries, analysis or default_analysis(), out_dir))
+    return paths
 
 
 def _check_usable(sweep: Path, collection: Collection, metric: str) -> None:

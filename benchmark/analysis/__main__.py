@@ -2,7 +2,8 @@
 [--set analysis.KEY=VALUE ...] [--out DIR]``.
 
 One directory: its reports and findings. Several: each one's reports, then their curves on
-one figure and finding 5 across them (comparison.png / .pdf / .md in ``--out``)."""
+one figure and finding 5 across them (comparison.png / .pdf / .md in ``--out``), and the readouts
+they took scored across them against the nulls (cheap_answer.md / .json / .png / .pdf)."""
 from __future__ import annotations
 
 import argparse
@@ -16,6 +17,7 @@ from benchmark.analysis.findings import findings_settings, regions_table
 from benchmark.errors import UserError, exit_with
 from benchmark.protocol import HIGHEST, MEAN_HIGHEST, METRICS
 from benchmark.reference import available
+from benchmark.sweep.later import complete
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,11 +27,12 @@ def main(argv: list[str] | None = None) -> int:
         analysis = default_analysis(args.set)
         findings = OmegaConf.to_container(analysis.findings)
         reports = [aggregate(d, reference=args.reference, metric=args.metric, findings=findings,
-                             analysis=analysis) for d in args.sweep_dirs]
+                             analysis=analysis, complete=complete) for d in args.sweep_dirs]
         for report in reports:
             _print_report(report)
         if len(reports) > 1:
-            _print_comparison(compare_sweeps(args.sweep_dirs, args.out, args.metric, findings))
+            _print_comparison(compare_sweeps(args.sweep_dirs, args.out, args.metric, findings,
+                                             [r.summary for r in reports], analysis))
     except UserError as exc:
         exit_with(exc)
     return 0
@@ -69,6 +72,8 @@ def _print_comparison(paths: dict) -> None:
     for kind, path in paths.items():
         print(f"  {kind:<8} {path}")
     print(paths["markdown"].read_text())
+    if "cheap_answer_md" in paths:
+        print(paths["cheap_answer_md"].read_text())
 
 
 def _print_report(report: Report) -> None:

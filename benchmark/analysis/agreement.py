@@ -7,9 +7,13 @@ base (cheap AnB) over the measure on the target half's own base (cheap BnB), bot
 target half, against the protocol's generality AnB_n / baseB (and AnB+_n / baseB). A measure
 that is not an accuracy (LogME, a log-likelihood) gives other - own instead of a ratio, whose
 ranks still compare but whose points do not. Per unit (experiment, seed and target half) the
-rank correlation across blocks (Spearman, Kendall); pooled, the correlation of the mean curves
-with a bootstrap CI over units; the largest gap in points; and the first n where each curve
-falls below ``analysis.agreement.threshold`` (where transfer starts to cost).
+rank correlation across blocks (Spearman, Kendall); pooled, the correlation of the mean curves;
+the largest gap in points; and the first n where each curve falls below
+``analysis.agreement.threshold`` (where transfer starts to cost). Every score stands beside the
+same score of two nulls on the same cells, a depth-only curve and the same readout of a
+random-init network, with the readout's difference from each and its interval
+(benchmark/analysis/cheap_scores.py); the per-unit curves are kept in summary.json, so that
+``python -m benchmark.analysis DIR...`` scores the readouts across sweeps (cheap_answer.py).
 """
 from __future__ import annotations
 
@@ -24,6 +28,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from scipy import stats
 
+from benchmark.analysis.cheap_scores import (DEPTH_NULL, RANDOM_INIT_NULL, READOUT, UnitCurves, depth_null,
+                                             scored, scores_table)
 from benchmark.analysis.curve import is_usable, lookup, role_table, unit
 from benchmark.analysis.figure import RC
 from benchmark.analysis.stats import ci_half_width, describe
@@ -55,10 +61,25 @@ def summarise(records: Iterable[RunRecord], key: str, ratio: bool, settings: Map
         **{role: _by_layer(_curve(e, role) for e in entries.values() if role in e) for role in (OWN, *ANSWERS_FOR)},
         "cheap_generality": {role: _by_layer(curves.values()) for role, curves in cheap.items() if curves},
         "protocol_generality": {series: _by_layer(curves.values()) for series, curves in protocol.items() if curves},
-        "agreement": {series: _agreement(cheap[role], protocol[series], ratio, settings)
+        "agreement": {series: _agreement(cheap[role], protocol[series], ratio, settings,
+                                         _unit_curves(role, cheap, protocol[series], entries))
                       for role, serieses in ANSWERS_FOR.items() for series in serieses
                       if protocol[series] and cheap[role]},
     }
+
+
+def _unit_curves(role: str, cheap: dict[str, dict[tuple, Curve]], protocol: dict[tuple, Curve],
+                 entries: dict[tuple, dict]) -> list[UnitCurves]:
+    """Per unit, the protocol's curve and the predictors of it on the same blocks: the readout's
+    cheap generality for ``role``, the depth-only null and the readout of the random-init network
+    (except for the random control, which that readout answers for)."""
+    curves = []
+    for u in sorted(set(cheap[role]) & set(protocol), key=str):
+        predictors = {READOUT: cheap[role][u], DEPTH_NULL: depth_null(len(entries[u][OWN]))}
+        if role != RANDOM_INIT and u in cheap.get(RANDOM_INIT, {}):
+            predictors[RANDOM_INIT_NULL] = cheap[RANDOM_INIT][u]
+        curves.append(UnitCurves("this sweep", "/".join(map(str, u)), protocol[u], predictors))
+    return curves
 
 
 def _read_out(record: RunRecord, key: str) -> bool:
@@ -97,8 +118,8 @@ def _by_layer(curves: Iterable[Curve]) -> dict[str, dict]:
     return {str(n): describe(values) for n, values in sorted(columns.items())}
 
 
-def _agreement(cheap: dict[tuple, Curve], protocol: dict[tuple, Curve], ratio: bool, settings: Mapping
-               ) -> dict:
+def _agreement(cheap: dict[tuple, Curve], protocol: dict[tuple, Curve], ratio: bool, settings: Mapping,
+               unit_curves: list[UnitCurves]) -> dict:
     units = sorted(set(cheap) & set(protocol), key=str)
     per_unit = [_correlations(cheap[u], protocol[u]) for u in units]
     per_unit = [c for c in per_unit if c is not None]
@@ -108,10 +129,13 @@ def _agreement(cheap: dict[tuple, Curve], protocol: dict[tuple, Curve], ratio: b
         "units": len(units),
         "per_unit": {name: _describe_correlations([c[name] for c in per_unit if c[name] is not None])
                      for name in ("spearman", "kendall")},
-        "pooled": pooled and {**pooled, **_bootstrap(cheap, protocol, units, int(settings["bootstrap"]))},
+        "pooled": pooled,
         "largest_gap_points": _largest_gap(mean_cheap, mean_protocol) if ratio else None,
         "first_costly_n": ({"cheap": _first_below(mean_cheap, settings["threshold"]),
                             "protocol": _first_below(mean_protocol, settings["threshold"])} if ratio else None),
+        "against_nulls": scored(unit_curves, settings["threshold"], ratio, int(settings["min_units"]),
+                                int(settings["bootstrap"])) if unit_curves else None,
+        "unit_curves": [u.to_json() for u in unit_curves],
     }
 
 
@@ -139,21 +163,6 @@ def _correlations(a: Curve, b: Curve) -> dict | None:
         return {"blocks": ns, "spearman": None, "kendall": None}
     return {"blocks": ns, "spearman": float(stats.spearmanr(x, y).statistic),
             "kendall": float(stats.kendalltau(x, y).statistic)}
-
-
-def _bootstrap(cheap: dict[tuple, Curve], protocol: dict[tuple, Curve], units: list[tuple],
-               resamples: int) -> dict:
-    """95% percentile CIs of the pooled correlations, resampling units with replacement."""
-    rng = np.random.default_rng(0)
-    draws: dict[str, list[float]] = {"spearman": [], "kendall": []}
-    for _ in range(resamples if len(units) > 1 else 0):
-        picked = [units[i] for i in rng.integers(0, len(units), len(units))]
-        result = _correlations(_mean_curve([cheap[u] for u in picked]), _mean_curve([protocol[u] for u in picked]))
-        for name in draws:
-            if result and result[name] is not None:
-                draws[name].append(result[name])
-    return {f"{name}_ci95": [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))] if v else None
-            for name, v in draws.items()}
 
 
 def _largest_gap(cheap: Curve, protocol: Curve) -> dict | None:
@@ -186,10 +195,14 @@ def markdown(name: str, entry: dict) -> str:
              "| n | " + " | ".join(title for title, _ in columns) + " |",
              "| --- |" + " --- |" * len(columns)]
     lines += [f"| {n} | " + " | ".join(_point(curve.get(str(n))) for _, curve in columns) + " |" for n in ns]
-    lines += ["", "| protocol curve | units | Spearman per unit | Kendall per unit | pooled Spearman [95% CI] "
-              "| pooled Kendall [95% CI] | largest gap (points) | first costly n (cheap / protocol) |",
+    lines += ["", "| protocol curve | units | Spearman per unit | Kendall per unit | pooled Spearman "
+              "| pooled Kendall | largest gap (points) | first costly n (cheap / protocol) |",
               "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     lines += [_agreement_row(series, a) for series, a in entry["agreement"].items()]
+    for series, a in entry["agreement"].items():
+        if a.get("against_nulls"):
+            lines += ["", f"Against the nulls, {series} / baseB, on the same blocks and units:", "",
+                      *scores_table(a["against_nulls"])]
     return "\n".join(lines) + "\n"
 
 
@@ -199,7 +212,7 @@ def _agreement_row(series: str, a: dict) -> str:
     gap_text = "--" if gap is None else f"{gap['points']:.1f} at n={gap['n']}"
     first_text = "--" if first is None else f"{first['cheap']} / {first['protocol']}"
     return (f"| {series} / baseB | {a['units']} | {_point(a['per_unit']['spearman'])} | "
-            f"{_point(a['per_unit']['kendall'])} | {_with_ci(pooled, 'spearman')} | {_with_ci(pooled, 'kendall')} | "
+            f"{_point(a['per_unit']['kendall'])} | {_pooled(pooled, 'spearman')} | {_pooled(pooled, 'kendall')} | "
             f"{gap_text} | {first_text} |")
 
 
@@ -210,17 +223,16 @@ def _point(point: dict | None) -> str:
     return f"{point['mean']:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def _with_ci(pooled: dict, name: str) -> str:
-    value, ci = pooled.get(name), pooled.get(f"{name}_ci95")
-    if value is None:
-        return "--"
-    return f"{value:.2f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+def _pooled(pooled: dict, name: str) -> str:
+    value = pooled.get(name)
+    return "--" if value is None else f"{value:.2f}"
 
 
 def plot(name: str, entry: dict, blocks: dict[str, str], stem: Path) -> tuple[Path, Path]:
     """``stem``.png / .pdf: the measure on each half's base by block, and its cheap generality
-    beside the protocol's (the generality of an accuracy ratio and of a difference are drawn on
-    their own axes: only their ranks compare)."""
+    beside the protocol's and the depth-only null (the generality of an accuracy ratio and of a
+    difference are drawn on their own axes: only their ranks compare); the readout of the
+    random-init network is the random-init null."""
     with matplotlib.rc_context(RC):
         fig = Figure(figsize=(11.0, 4.4), layout="constrained")
         FigureCanvasAgg(fig)
@@ -234,6 +246,9 @@ def plot(name: str, entry: dict, blocks: dict[str, str], stem: Path) -> tuple[Pa
         for role, curve in entry["cheap_generality"].items():
             _draw_curve(general, curve, colors[role], f"cheap: {role} ({entry['comparison']})")
         protocol_axis = general if entry["comparison"].startswith("ratio") else general.twinx()
+        depth = depth_null(len(entry[OWN]))
+        protocol_axis.plot(list(depth), list(depth.values()), color="0.6", ls=":", lw=1.2,
+                           label="depth-only null, 1 - n/L")
         for series, curve in entry["protocol_generality"].items():
             _draw_curve(protocol_axis, curve, SERIES_BY_KEY[series].color, f"{series} / baseB (the protocol)", ls="--")
         _decorate(general, blocks, "generality", "The cheap answer beside the protocol's")

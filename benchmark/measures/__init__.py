@@ -1,6 +1,8 @@
 """Per-block measures as plug-ins: each module here registers one :class:`Measure` that says
-what it computes from networks' block outputs on a seeded subset of held-out images, and how
-its entries are summarised across seeds, drawn and logged (CKA: benchmark/measures/cka.py).
+what it computes from networks' block outputs on a seeded subset of held-out images and where
+its entries go in a run's record (CKA: benchmark/measures/cka.py). A leaf: it computes and
+records, and imports nothing from the analysis, the run, the networks, the sweep or training;
+what reports a measure is the analysis' (benchmark/analysis/measure_reports.py, by record key).
 
 Runs, the aggregation, the figures and the W&B summary loop over the measures that
 ``analysis.measures`` enables. Importing this package imports every module in it, so each

@@ -12,14 +12,9 @@ for a frozen copied block. Its settings are ``analysis.similarity`` and its entr
 ``similarity`` in result.json and summary.json, the names they have had since CKA was added.
 
 Its report across seeds (summary.json's ``similarity``, similarity.png/.pdf, the W&B objects)
-is benchmark/analysis/cka_report.py, imported when the aggregation asks for it: a training job
-imports this module and must not pay for matplotlib and scipy.
+is the analysis' (benchmark/analysis/cka_report.py), found there by its record key.
 """
 from __future__ import annotations
-
-from collections.abc import Mapping, Sequence
-from pathlib import Path
-from typing import Any
 
 import torch
 from omegaconf import DictConfig
@@ -146,23 +141,6 @@ class CKA(PairedMeasure):
     def accumulator(self, comparison: str, settings: DictConfig, x_names: list[str],
                     y_names: list[str], device: torch.device) -> Accumulator:
         return _PairedCKA(comparison, x_names, y_names, device)
-
-    def summarise(self, records: Sequence, analysis: DictConfig) -> dict | None:
-        from benchmark.analysis import cka_report  # the aggregation side (matplotlib, scipy)
-
-        return cka_report.similarity_summary(records, self.record_key)
-
-    def draw(self, summary: dict, stem: Path) -> dict[str, Path]:
-        from benchmark.analysis import cka_report
-
-        png, pdf = cka_report.plot_similarity(summary[self.record_key], summary["derived"]["generality"],
-                                              stem)
-        return {"similarity_png": png, "similarity_pdf": pdf}
-
-    def wandb_objects(self, summary: dict, paths: Mapping[str, Path]) -> dict[str, Any]:
-        from benchmark.analysis import cka_report
-
-        return cka_report.similarity_objects(summary[self.record_key], paths["similarity_png"])
 
 
 register(CKA())

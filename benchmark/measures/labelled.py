@@ -5,8 +5,8 @@ source on the target data instead of re-training the layers above it.
 
 A base run reads its own base network's blocks (``own``: cheap BnB) and, when it is at hand,
 the other half's (``other``: cheap AnB), both on its target half's images; the aggregation
-turns other / own into the cheap generality curve beside the protocol's (benchmark/analysis/
-agreement.py). One forward pass per network over a seeded subset of the target half's training
+turns other / own into the cheap generality curve beside the protocol's (its report:
+benchmark/analysis/agreement.py, for every readout measure). One forward pass per network over a seeded subset of the target half's training
 images and one over its held-out images give every block's features, pooled to a small spatial
 grid (global average pooling loses what a probe needs); then one small fit per block and measure.
 """
@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -27,8 +25,8 @@ from benchmark.data.images import ImageSet
 from benchmark.data.splits import HalfTask
 from benchmark.measures.measure import Measure
 from benchmark.models import TransferNet
-from benchmark.networks import derive_seed
 from benchmark.protocol import RANDOM_INIT
+from benchmark.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -51,27 +49,6 @@ class ReadoutMeasure(Measure):
               test_labels: torch.Tensor, num_classes: int, settings: DictConfig) -> float:
         """The block's score: fit on ``train`` (features, labels), evaluate on ``test``."""
         raise NotImplementedError
-
-    def summarise(self, records: Sequence, analysis: DictConfig) -> dict | None:
-        from benchmark.analysis import agreement  # the aggregation side (scipy)
-
-        return agreement.summarise(records, self.record_key, self.ratio, analysis.agreement)
-
-    def draw(self, summary: dict, stem: Path) -> dict[str, Path]:
-        from benchmark.analysis import agreement
-
-        png, pdf = agreement.plot(self.name, summary[self.record_key], summary["blocks"], stem)
-        return {f"{self.record_key}_png": png, f"{self.record_key}_pdf": pdf}
-
-    def wandb_objects(self, summary: dict, paths: Mapping[str, Path]) -> dict[str, Any]:
-        import wandb
-
-        return {f"{self.record_key}_figure": wandb.Image(str(paths[f"{self.record_key}_png"]))}
-
-    def markdown(self, summary: dict) -> str | None:
-        from benchmark.analysis import agreement
-
-        return agreement.markdown(self.name, summary[self.record_key])
 
 
 def pooled(output: torch.Tensor, grid: int) -> torch.Tensor:

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 import torch
@@ -22,7 +21,7 @@ from benchmark.data.images import ImageSet
 from benchmark.errors import UserError
 from benchmark.measures.sample import HeldOutSample, Reducer
 from benchmark.models import TransferNet
-from benchmark.networks import derive_seed
+from benchmark.seeds import derive_seed
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,9 @@ class Measure:
     its entries go in result.json and summary.json; ``settings_key``: its settings,
     ``analysis.<settings_key>``. A subclass computes (a :class:`PairedMeasure` compares two
     networks, a :class:`benchmark.measures.labelled.ReadoutMeasure` scores one against the
-    target half's labels) and reports (:meth:`summarise`, :meth:`draw`, :meth:`wandb_objects`);
-    the reporting side runs in the aggregation only, so it may import matplotlib and scipy where
-    a training job must not."""
+    target half's labels); what reports its entries (summary.json, figures, W&B objects) is the
+    analysis', found there by ``record_key`` (benchmark/analysis/measure_reports.py), so this
+    package computes and records and imports nothing above it."""
 
     name: str
     record_key: str
@@ -59,24 +58,6 @@ class Measure:
         """This measure's settings, None when they switch it off."""
         settings = analysis[self.settings_key]
         return settings if settings.get("enabled", True) else None
-
-    def summarise(self, records: Sequence, analysis: DictConfig) -> dict | None:
-        """summary.json's entry from the runs' records (``analysis``: the aggregation's settings);
-        None when no run measured it."""
-        raise NotImplementedError
-
-    def draw(self, summary: dict, stem: Path) -> dict[str, Path]:
-        """Its figures (by kind, e.g. ``similarity_png``) from the whole summary, written at
-        ``stem`` (the sweep directory / its record key) with their suffixes."""
-        return {}
-
-    def wandb_objects(self, summary: dict, paths: Mapping[str, Path]) -> dict[str, Any]:
-        """What the W&B summary run logs for it."""
-        return {}
-
-    def markdown(self, summary: dict) -> str | None:
-        """Its section of measures.md (None: it has none)."""
-        return None
 
 
 class PairedMeasure(Measure):

@@ -68,7 +68,8 @@ class Agreement:
     """analysis.agreement: how the cheap measures' curves are compared with the protocol's."""
 
     threshold: float = key(between(0, 1, 0.95, open_low=True))  # generality below it: transfer costs
-    bootstrap: int = key(at_least(100))                          # resamples of the pooled CIs
+    bootstrap: int = key(at_least(100))                          # resamples of the intervals over units
+    min_units: int = key(at_least(2))  # fewer units in a condition: the spread, not an interval
 
 
 @dataclass

@@ -10,8 +10,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.analysis import (AnalysisError, Report, aggregate, curve_rows, findings_text,
                                 pooled_settings, verdict_label)
+from benchmark.analysis.measure_reports import report_of
 from benchmark.measures import MEASURES
 from benchmark.protocol import BASE
+from benchmark.sweep.later import complete
 from benchmark.tracking import Tracker, run_id
 
 log = logging.getLogger("benchmark.sweep")
@@ -23,7 +25,7 @@ def report_sweep(config: DictConfig, sweep_dir: Path, reference: str | None, met
     shows; a sweep with nothing to aggregate is reported in one line."""
     try:
         report = aggregate(sweep_dir, reference=reference, metric=metric, findings=findings,
-                           analysis=config.analysis)
+                           analysis=config.analysis, complete=complete)
     except AnalysisError as error:
         log.error("aggregation of %s skipped: %s", sweep_dir, error)
         return
@@ -89,5 +91,5 @@ def _wandb_objects(rows: list[dict], report: Report) -> dict[str, Any]:
                "generality_figure": wandb.Image(str(report.paths["png"]))}
     for measure in MEASURES.values():
         if report.summary[measure.record_key]:
-            objects.update(measure.wandb_objects(report.summary, report.paths))
+            objects.update(report_of(measure).wandb_objects(report.summary, report.paths))
     return objects

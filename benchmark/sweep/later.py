@@ -1,5 +1,9 @@
-"""Measures a finished run did not take (added after it ran, or switched off then), taken by
-the aggregation from the networks the runs saved, without training anything.
+"""Measures a finished run did not take (added after it ran, or switched off then), taken from
+the networks the runs saved, without training anything, before the aggregation reports them
+(the sweep's report and ``python -m benchmark.analysis`` hand :func:`complete` to it).
+
+It rebuilds a run's workspace (data, split, networks), so it sits beside the sweep, above both
+the measures and the analysis, and the analysis never imports networks or training.
 
 A base run's network is a verified file (its record's ``network_file``), and so is the other
 half's base (the base run of the other target, or the source base a first-wave base run
