@@ -64,9 +64,8 @@ def methods_text(records: Sequence[RunRecord], summary: dict, settings: Findings
     runs = [r for r in records if r.ok and r.config]
     if not runs:
         return "# Methods\n\nNo finished run records a config: nothing to describe.\n"
-    first = runs[0]
     paragraph = " ".join([
-        _protocol(runs), _data(runs), _model(first), _recipe(runs), _grid(runs), _metric(summary),
+        _protocol(runs), _data(runs), _model(runs), _recipe(runs), _grid(runs), _metric(summary),
         _statistics(summary, settings), _sanity(summary), _software(runs), _hardware(runs, summary)])
     return "\n".join([
         "# Methods", "",
@@ -126,32 +125,34 @@ def _half(record: RunRecord) -> list[str]:
     return (record.classes_B if record.target == "B" else record.classes_A) or []
 
 
-def _model(first: RunRecord) -> str:
-    model = {k: v for k, v in first.config["model"].items() if k != "name"}
-    settings = ", ".join(f"{k}={_written(v)}" for k, v in model.items())
+def _model(runs: list[RunRecord]) -> str:
+    first = runs[0]
+    settings = ", ".join(f"{k}={_value(runs, 'model.' + k)}" for k in first.config["model"] if k != "name")
     blocks = first.blocks or []
-    return (f"The model was {first.model} ({settings}), cut into L = {len(blocks)} transferable blocks "
-            f"({', '.join(blocks)}) and a head that is never transferred.")
+    return (f"The model was {_one(runs, lambda r: r.model)} ({settings}), cut into L = {len(blocks)} "
+            f"transferable blocks ({', '.join(blocks)}) and a head that is never transferred.")
 
 
 def _recipe(runs: list[RunRecord]) -> str:
-    t = OmegaConf.create(runs[0].config["train"])
-    cfg = runs[0].config
-    optimiser = (f"{t.optimizer.upper()} (momentum {t.momentum}{', Nesterov' if t.nesterov else ''}, "
-                 f"weight decay {t.weight_decay})" if t.optimizer == "sgd" else
-                 f"AdamW (beta1 {t.momentum}, weight decay {t.weight_decay})")
-    schedule = {"step": f"a step schedule (x{t.gamma} every {t.step_size} epochs)",
-                "cosine": "a cosine schedule", "constant": "a constant learning rate"}[t.schedule]
-    warmup = f" after {t.warmup_epochs} epochs of linear warm-up" if t.warmup_epochs else ""
-    augment = [f"random crops after padding by {t.augment.crop_padding} px" if t.augment.crop_padding else "",
-               "random horizontal mirroring" if t.augment.flip else ""]
+    """The training recipe; a value that differs between runs is given as each one (a / b)."""
+    t = lambda key: _value(runs, f"train.{key}")  # noqa: E731
+    train = OmegaConf.create(runs[0].config["train"])
+    optimiser = (f"SGD (momentum {t('momentum')}{', Nesterov' if train.nesterov else ''}, weight decay "
+                 f"{t('weight_decay')})" if train.optimizer == "sgd" else
+                 f"AdamW (beta1 {t('momentum')}, weight decay {t('weight_decay')})")
+    schedule = {"step": f"a step schedule (x{t('gamma')} every {t('step_size')} epochs)",
+                "cosine": "a cosine schedule", "constant": "a constant learning rate"}[train.schedule]
+    warmup = f" after {t('warmup_epochs')} epochs of linear warm-up" if train.warmup_epochs else ""
+    augment = [f"random crops after padding by {t('augment.crop_padding')} px" if train.augment.crop_padding
+               else "", "random horizontal mirroring" if train.augment.flip else ""]
     augment_text = " and ".join(a for a in augment if a) or "no augmentation"
-    return (f"Every network was trained from scratch above its copied blocks for {t.epochs} epochs with "
-            f"{optimiser}, batch size {t.batch_size}, learning rate {t.lr} with {schedule}{warmup}, and "
-            f"{augment_text}; held-out images were evaluated every {t.eval_every} epoch(s) and after the "
-            f"last. Copied blocks were either frozen (no gradient; BatchNorm statistics and dropout "
-            f"{'in eval mode' if cfg['freeze']['bn'] == 'eval' else 'updating'}) or fine-tuned at "
-            f"{cfg['finetune_lr_scale']} times the learning rate (the + treatments).")
+    frozen = {"eval": "in eval mode", "train": "updating"}
+    return (f"Every network was trained from scratch above its copied blocks for {t('epochs')} epochs with "
+            f"{optimiser}, batch size {t('batch_size')}, learning rate {t('lr')} with {schedule}{warmup}, "
+            f"and {augment_text}; held-out images were evaluated every {t('eval_every')} epoch(s) and "
+            "after the last. Copied blocks were either frozen (no gradient; BatchNorm statistics and "
+            f"dropout {frozen[runs[0].config['freeze']['bn']]}) or fine-tuned at "
+            f"{_value(runs, 'finetune_lr_scale')} times the learning rate (the + treatments).")
 
 
 def _grid(runs: list[RunRecord]) -> str:
@@ -283,6 +284,11 @@ def _varying(runs: list[RunRecord]) -> list[str]:
 
 
 # ---------------------------------------------------------------- small helpers
+
+def _value(runs: list[RunRecord], key: str) -> str:
+    """The config value ``key`` (dotted) of the runs, or each distinct one (joined by ' / ')."""
+    return " / ".join(_written(v) for v in values_of(runs, key))
+
 
 def _one(runs: list[RunRecord], value) -> str:
     """The value every run shares, or each distinct one (joined by ' / ')."""

@@ -27,12 +27,9 @@ def varying_keys(records: Iterable[RunRecord]) -> list[str]:
 
 
 def values_of(records: Sequence[RunRecord], key: str) -> list[Any]:
-    """The distinct values of ``key`` over the records, in first-seen order."""
-    seen: dict[str, Any] = {}
-    for record in records:
-        value = flat_config(record).get(key)
-        seen.setdefault(_hashable(value), value)
-    return list(seen.values())
+    """The distinct values of ``key`` (dotted) in the records' whole config, sorted."""
+    seen = {_hashable(value): value for value in (_flatten(r.config or {}).get(key) for r in records)}
+    return [seen[k] for k in sorted(seen)]
 
 
 def _flatten(node: dict, prefix: str = "") -> dict[str, Any]:
