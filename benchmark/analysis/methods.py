@@ -262,10 +262,16 @@ def _sweep_note(runs: list[RunRecord]) -> str:
 
 
 def _sweep_command(sweep: Path) -> str:
-    """The command line Hydra recorded in ``multirun.yaml``, as it was typed."""
+    return recorded_command(sweep) or \
+        "# (no multirun.yaml in the sweep directory: the sweep command was not recorded)"
+
+
+def recorded_command(sweep: Path) -> str | None:
+    """The sweep's command line as Hydra recorded it in ``multirun.yaml`` (the last one run into the
+    directory), or None where there is none."""
     recorded = sweep / "multirun.yaml"
     if not recorded.is_file():
-        return "# (no multirun.yaml in the sweep directory: the sweep command was not recorded)"
+        return None
     overrides = OmegaConf.load(recorded).hydra.overrides
     hydra = [o for o in overrides.hydra if not o.startswith("hydra.mode=")]
     return " ".join(["python -m benchmark -m", *map(_quoted, [*overrides.task, *hydra])])
