@@ -41,6 +41,16 @@ def test_citation_names_the_package_version_licence_and_repository():
     assert str(citation["date-released"])
 
 
+def test_every_place_names_the_same_repository():
+    from benchmark.analysis.methods import REPOSITORY
+
+    citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
+    site = yaml.safe_load((REPO / "mkdocs.yml").read_text())
+    assert citation["repository-code"] == REPOSITORY == _pyproject()["project"]["urls"]["Repository"] \
+        == site["repo_url"]
+    assert f"pip install git+{REPOSITORY}" in (REPO / "README.md").read_text()
+
+
 def test_license_file_is_the_licence_pyproject_names():
     text = (REPO / "LICENSE").read_text()
     assert text.startswith(f"{_pyproject()['project']['license']['text']} License")

@@ -100,8 +100,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         exit_with(error)
     size = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
-    print(f"kept {args.sweep_dir} in {dest} ({size / 1e3:.0f} kB); link its findings.md and methods.md "
-          f"from docs/sweeps/index.md")
+    print(f"re-aggregated {dest} ({size / 1e3:.0f} kB)" if args.refresh else
+          f"kept {args.sweep_dir} in {dest} ({size / 1e3:.0f} kB); link its findings.md and methods.md "
+          "from docs/sweeps/index.md and list the numbers the docs quote from it in docs/sweeps/quoted.yaml")
     return 0
 
 
