@@ -49,6 +49,8 @@ def test_every_place_names_the_same_repository():
     assert citation["repository-code"] == REPOSITORY == _pyproject()["project"]["urls"]["Repository"] \
         == site["repo_url"]
     assert f"pip install git+{REPOSITORY}" in (REPO / "README.md").read_text()
+    pages = [REPO / "README.md", *(REPO / "docs").glob("*.md")]
+    assert not [p.name for p in pages if "github.com/OWNER" in p.read_text()]
 
 
 def test_license_file_is_the_licence_pyproject_names():
