@@ -118,5 +118,5 @@ def test_every_metric_has_its_words():
     assert set(METRIC_WORDS) == set(METRICS)
 
 
-def test_records_without_a_config_give_a_short_note(tmp_path):
+def test_a_sweep_without_a_finished_run_gives_a_short_note(tmp_path):
     assert "nothing to describe" in methods_text([], {}, None, tmp_path)

@@ -61,9 +61,9 @@ def methods_text(records: Sequence[RunRecord], summary: dict, settings: Findings
     """The methods of the sweep in ``sweep``: its ``records`` as aggregated into ``summary`` with
     the findings ``settings`` (those that differ from conf/config.yaml's become ``--set`` options
     of the re-aggregation command) and the published ``reference`` drawn beside its curve."""
-    runs = [r for r in records if r.ok and r.config]
+    runs = [r for r in records if r.ok]
     if not runs:
-        return "# Methods\n\nNo finished run records a config: nothing to describe.\n"
+        return "# Methods\n\nNo run finished: nothing to describe.\n"
     paragraph = " ".join([
         _protocol(runs), _data(runs), _model(runs), _recipe(runs), _grid(runs), _metric(summary),
         _statistics(summary, settings), _sanity(summary), _software(runs), _hardware(runs, summary)])
@@ -91,7 +91,7 @@ def _protocol(runs: list[RunRecord]) -> str:
 
 def _data(runs: list[RunRecord]) -> str:
     first = runs[0]
-    split = OmegaConf.create(first.config["split"])
+    split = (first.config or {}).get("split", {})
     halves = _one(runs, lambda r: f"{len(r.classes_A or [])} and {len(r.classes_B or [])}")
     detail = ", ".join(f"{k}={v}" for k, v in split.items() if k not in ("name", "seed"))
     text = (f"The classes of the {first.dataset} dataset were split into two disjoint halves A and B of "
@@ -126,15 +126,17 @@ def _half(record: RunRecord) -> list[str]:
 
 
 def _model(runs: list[RunRecord]) -> str:
-    first = runs[0]
-    settings = ", ".join(f"{k}={_value(runs, 'model.' + k)}" for k in first.config["model"] if k != "name")
-    blocks = first.blocks or []
-    return (f"The model was {_one(runs, lambda r: r.model)} ({settings}), cut into L = {len(blocks)} "
+    model = (runs[0].config or {}).get("model", {})
+    settings = ", ".join(f"{k}={_value(runs, 'model.' + k)}" for k in model if k != "name")
+    blocks = runs[0].blocks or []
+    return (f"The model was {_one(runs, lambda r: r.model)}{f' ({settings})' if settings else ''}, cut into L = {len(blocks)} "
             f"transferable blocks ({', '.join(blocks)}) and a head that is never transferred.")
 
 
 def _recipe(runs: list[RunRecord]) -> str:
     """The training recipe; a value that differs between runs is given as each one (a / b)."""
+    if not all(r.config for r in runs):
+        return "The training recipe is not recorded: some runs hold no config."
     t = lambda key: _value(runs, f"train.{key}")  # noqa: E731
     train = OmegaConf.create(runs[0].config["train"])
     optimiser = (f"SGD (momentum {t('momentum')}{', Nesterov' if train.nesterov else ''}, weight decay "
