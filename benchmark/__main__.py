@@ -2,6 +2,7 @@
 
     python -m benchmark treatment=transfer n=3 finetune=true target=B seed=0   # AnB+3
     python -m benchmark -m experiment=demo seed=0,1,2                          # the grid
+    python -m benchmark --version                                              # transferbench 0.1.0
 """
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from benchmark import __version__
 from benchmark.config import CONFIG_DIR, CONFIG_NAME
 from benchmark.errors import UserError, exit_with
 from benchmark.preflight import check_overrides
@@ -51,8 +53,11 @@ def _config_dirs(argv: list[str]) -> list[str]:
 
 def main() -> None:
     logging.raiseExceptions = False  # a full disk must not make every log line print a traceback
+    argv = sys.argv[1:]
+    if "--version" in argv:  # before Hydra, which has no such flag
+        print(f"transferbench {__version__}")
+        return
     try:
-        argv = sys.argv[1:]
         multirun = bool({"-m", "--multirun"} & set(argv))
         check_overrides(_command_line_overrides(argv), multirun, _config_dirs(argv))
     except UserError as error:

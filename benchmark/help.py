@@ -104,18 +104,20 @@ def _first_comment(path: Path) -> str:
 
 def _keys(cfg: DictConfig) -> list[str]:
     written = OmegaConf.to_container(cfg, resolve=False)  # interpolations as the YAML writes them
-    return [f"  {leaf.path:<34} {_type_name(leaf):<32} {_default(written, leaf.path)}"
+    return [f"  {leaf.path:<34} {type_name(leaf):<32} {default_text(written, leaf.path)}"
             for leaf in schema_leaves(cfg) if leaf.type is not typing.Any]
 
 
-def _default(config: dict, path: str) -> str:
+def default_text(config: dict, path: str) -> str:
+    """The value at dotted ``path`` of ``config`` as the command line writes it."""
     value = config
     for part in path.split("."):
         value = value[part]
     return "null" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def _type_name(leaf: Leaf) -> str:
+def type_name(leaf: Leaf) -> str:
+    """The key's type in words: its choices (a|b|c), or its type's name (int|null)."""
     choices = next((c.choices for c in leaf.checks if c.choices), None)
     if choices:
         return "|".join(choices)

@@ -99,12 +99,14 @@ def _describe(cfg: DictConfig, ws: Workspace, label: str, fingerprint: str, bloc
               ) -> RunRecord:
     """What a record says about its run before it is trained (status ok until it fails)."""
     names = ws.dataset.class_names
+    task = ws.task(cfg.target)
     return RunRecord(
         label=label, fingerprint=fingerprint, treatment=cfg.treatment, n=cfg.n,
         block=layer_name(cfg.n, blocks), blocks=blocks, finetune=cfg.finetune,
         source=source_half(cfg.treatment, cfg.target), target=cfg.target, seed=cfg.seed, status=OK,
         dataset=cfg.dataset.name, model=model_label(cfg.model), split=cfg.split.name,
         preprocessing=ws.preprocessing.to_json(),
+        images={"train": len(task.train), "val": len(task.val), "size": ws.dataset.image_size},
         train_per_class=cfg.data.train_per_class, target_fraction=cfg.data.target_fraction,
         classes_A=[names[c] for c in ws.split.A], classes_B=[names[c] for c in ws.split.B])
 

@@ -121,7 +121,7 @@ def test_welch_p():
 
 
 def test_outputs_written(report, sweep):
-    assert set(report.paths) == {"csv", "summary", "png", "pdf", "table", "findings"}
+    assert set(report.paths) == {"csv", "summary", "png", "pdf", "table", "findings", "methods"}
     assert report.paths["png"].read_bytes().startswith(b"\x89PNG")
     assert report.paths["pdf"].read_bytes().startswith(b"%PDF")
     for path in report.paths.values():

@@ -3,7 +3,7 @@
 ``aggregate(sweep_dir)`` writes, into ``sweep_dir``: results.csv (one row per
 run), summary.json (curve, derived quantities, the paper's findings tested, sanity
 checks, failed runs, unreadable files), generality.png / .pdf (paper Figure 2 style),
-table.tex (booktabs), findings.md and, for each per-block measure the runs took, its entry in
+table.tex (booktabs), findings.md, methods.md (the methods written out, benchmark/analysis/methods.py) and, for each per-block measure the runs took, its entry in
 summary.json and its figures (CKA: similarity.png / .pdf).
 """
 from __future__ import annotations
@@ -27,6 +27,7 @@ from benchmark.analysis.findings import findings_settings, test_findings
 from benchmark.analysis.findings_table import (findings_rows, findings_text, render_findings, verdict_label,
                                               write_findings)
 from benchmark.analysis.measure_reports import report_of
+from benchmark.analysis.methods import write_methods
 from benchmark.reference import load_reference
 from benchmark.analysis.sanity import gate, sanity_checks
 from benchmark.analysis.table import write_table
@@ -98,6 +99,7 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         "pdf": pdf,
         "table": write_table(summary, sweep / "table.tex"),
         "findings": write_findings(summary, sweep / "findings.md"),
+        "methods": write_methods(records, summary, settings, sweep, reference),
     }
     reported = [m for m in MEASURES.values() if summary[m.record_key]]
     for measure in reported:

@@ -86,6 +86,7 @@ class RunRecord:
     classes_A: list[str] | None = None
     classes_B: list[str] | None = None
     preprocessing: dict | None = None   # mean, std (and a pretrained source's input size, resize, crop)
+    images: dict | None = None          # the target half's image counts (train, val) and size in px
     # the outcome
     reason: str | None = None           # why it failed
     metrics: dict[str, float] | None = None  # protocol.METRICS on the target half's held-out images
@@ -101,6 +102,8 @@ class RunRecord:
     config: dict[str, Any] | None = None  # the full resolved config
     versions: dict[str, str] | None = None
     git_commit: str | None = None
+    git_dirty: bool | None = None         # the checkout had uncommitted changes to tracked files
+    machine: dict | None = None           # cpu, cores, gpus, system (store/provenance.py)
     version: int = RECORD_VERSION
     # the per-block measures' entries, by record key (None: not measured)
     measures: dict[str, dict | None] = field(default_factory=dict)
