@@ -275,10 +275,13 @@ def _finding3(c: _Context, ranges: dict[str, list[int]]) -> dict:
 def _finding4(c: _Context, ranges: dict[str, list[int]]) -> dict:
     boost = c.s.boost_points
     layers = [n for n in ranges["all"] if n in c.ran]
-    rows, missing = c.per_layer(TRANSFER_TUNED, BASE, layers)
+    rows, _ = c.per_layer(TRANSFER_TUNED, BASE, layers)  # detail: a layer with one split has no test
     pooled = _layer_mean(c, TRANSFER_TUNED, BASE, layers)
+    units = pooled[0].point["count"] if pooled else 0
+    missing = [] if units >= MIN_PAIRS else [
+        f"AnB+ with baseB at some n in {MIN_PAIRS} or more splits ({units} now)"]
     regions = sized(pooled, boost, c.negligible(boost), at_every=True)
-    beside = _layer_mean(c, TRANSFER_TUNED, SELFFER_TUNED, layers)
+    beside = _layer_mean(c, TRANSFER_TUNED, BASE, layers, less=SELFFER_TUNED)
     above = [r.name for r, p in zip(rows, holm([r.test(0.0, GREATER) for r in rows]))
              if p is not None and p < c.s.alpha]
     same = c.s.same_points
@@ -294,14 +297,19 @@ def _finding4(c: _Context, ranges: dict[str, list[int]]) -> dict:
                     detail, missing)
 
 
-def _layer_mean(c: _Context, role: str, reference: str, layers: list[int]) -> list[Row]:
-    """One row: per split, role - reference averaged over the layers it has (empty: no split)."""
+def _layer_mean(c: _Context, role: str, reference: str, layers: list[int], less: str | None = None) -> list[Row]:
+    """One row: per split, role - reference averaged over the layers it has (empty: no split);
+    with ``less``, (role - reference) - (less - reference): two series compared through their own
+    bases, so that runs on different target halves of a split still meet."""
     per_unit: dict[tuple, list[float]] = {}
     for n in layers:
-        for u, d in c.differences(role, reference, n).items():
-            per_unit.setdefault(u, []).append(d)
+        ahead = c.differences(role, reference, n)
+        behind = c.differences(less, reference, n) if less else dict.fromkeys(ahead, 0.0)
+        for u in ahead.keys() & behind.keys():
+            per_unit.setdefault(u, []).append(ahead[u] - behind[u])
     means = [float(np.mean(v)) for v in per_unit.values()]
-    return [one_sample_row(f"{role} - {reference}, mean over n", means)] if means else []
+    name = f"{role} - {less or reference}, mean over n"
+    return [one_sample_row(name, means)] if means else []
 
 
 def _finding5(results: list[RunRecord], metric: str, c: _Context, ranges: dict[str, list[int]]) -> dict:

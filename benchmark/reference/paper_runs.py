@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from functools import cache, cached_property
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 import benchmark
 from benchmark.config import compose_config
@@ -261,6 +261,12 @@ class Experiment:
             self.halves[seed] = [wnids[c] for c in split.A], [wnids[c] for c in split.B]
         return self.halves[seed]
 
+    def config(self, seed: int) -> dict:
+        """The resolved config of the experiment's run of ``seed``: the paper's protocol and recipe
+        as conf/experiment/yosinski2014.yaml writes them (what methods.md describes)."""
+        self.cfg.seed = seed
+        return OmegaConf.to_container(self.cfg, resolve=True)
+
     @cached_property
     def iterations_per_epoch(self) -> float:
         """Iterations of the paper's solver per epoch of the tool's recipe."""
@@ -293,9 +299,7 @@ def paper_record(history: History, name: str, experiment: Experiment) -> RunReco
         history=[{"epoch": iteration / per_epoch, "iteration": iteration, "val_top1": top1,
                   "val_loss": loss} for iteration, (top1, loss) in evaluations],
         source_network=f"{PAPER}:{network.source_base}" if network.source_base else None,
-        config={"experiment": EXPERIMENT, "dataset": {"name": cfg.dataset.name},
-                "split": {"name": cfg.split.name}, "model": {"name": cfg.model.name},
-                "train": {"name": cfg.train.name, "epochs": cfg.train.epochs}, **point, "imported": imported},
+        config={**experiment.config(network.seed), **point, "imported": imported},
         versions={"importer": f"transferbench {benchmark.__version__}"}, git_commit=None, **point)
 
 
