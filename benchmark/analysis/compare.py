@@ -75,6 +75,14 @@ def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Findi
     return {"png": png, "pdf": pdf, "markdown": write_text(out_dir / "comparison.md", "\n".join(lines) + "\n")}
 
 
+def findings_across(sweep: list[RunRecord], dissimilar: list[RunRecord], metric: str,
+                    settings: FindingsSettings) -> list[dict]:
+    """The findings of one sweep (a random split), finding 5 taken across it and a sweep of a
+    dissimilar split: the one table a paper quotes for the pair."""
+    across = next(f for f in test_findings(sweep + dissimilar, metric, settings)["findings"] if f["id"] == 5)
+    return [across if f["id"] == 5 else f for f in test_findings(sweep, metric, settings)["findings"]]
+
+
 def plot_comparison(summaries: list[dict], labels: list[str], stem: Path) -> tuple[Path, Path]:
     """Each sweep in its colour: its base as a dotted line, AnB, BnB and AnB+ by line style."""
     with matplotlib.rc_context(RC):

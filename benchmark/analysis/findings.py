@@ -268,7 +268,7 @@ def _finding3(c: _Context, ranges: dict[str, list[int]]) -> dict:
     same = c.s.same_points
     rows, missing = c.per_layer(SELFFER_TUNED, BASE, ranges["all"])
     detail = f"BnB+ - baseB, equivalence within +-{same:g} points (two one-sided tests): {rows_text(rows)}"
-    return _finding(3, ranges["all"], f"|BnB+ - baseB| < {same:g} at every n (TOST)", within(rows, same), c,
+    return _finding(3, ranges["all"], f"BnB+ - baseB within +-{same:g} at every n (TOST)", within(rows, same), c,
                     detail, missing)
 
 

@@ -256,10 +256,16 @@ def _units_towards(regions: Regions, alpha: float, shift: Callable[[Row], float]
     inside = [v for v in DECIDED if v in regions and all(c.in_mean(shift) for c in regions[v])]
     if len(inside) != 1:
         return None, None
-    units = np.arange(2, MAX_UNITS + 1)
-    power = np.prod([c.power(units, alpha, shift) for c in regions[inside[0]]], axis=0)
-    enough = np.flatnonzero(power >= POWER)
-    return inside[0], int(units[enough[0]]) if enough.size else None
+    def enough(units: int) -> bool:
+        return float(np.prod([c.power(np.array([units]), alpha, shift) for c in regions[inside[0]]])) >= POWER
+
+    if not enough(MAX_UNITS):
+        return inside[0], None
+    low, high = 1, MAX_UNITS  # bisection: each test's power grows with the units where it can reach 80%
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (low, middle) if enough(middle) else (middle, high)
+    return inside[0], high
 
 
 def _power(test: Test, units: np.ndarray, level: float, shift: Callable[[Row], float]) -> np.ndarray:
