@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.analysis import aggregate
+from benchmark.analysis import aggregate, findings_text
 from benchmark.analysis.keep import MAX_BYTES, PROVENANCE, REPORTS, keep_sweep
 from benchmark.config_reference import PAGE, reference_page
 from conftest import REPO
@@ -46,10 +46,20 @@ def test_the_readme_is_short_and_links_only_to_what_exists():
     assert not re.search(r"\bissue \d+", readme, re.IGNORECASE)
 
 
-@pytest.mark.xfail(strict=True, reason="the figure is copied from the 3-seed demo sweep's generality.png when "
-                                       "it is kept; then remove this mark")
 def test_the_readme_s_demo_figure_is_in_place():
     assert (REPO / DEMO_FIGURE).is_file()
+
+
+def test_the_demo_tables_the_docs_show_are_the_kept_demo_s(tmp_path):
+    """README command 1's output is seed 0 of the kept demo sweep, aggregated alone; docs/validation.md
+    shows the kept 3-seed findings table."""
+    kept = DOCS / "sweeps" / "demo-random"
+    for run in kept.glob("*-seed0"):
+        (tmp_path / run.name).mkdir()
+        shutil.copy(run / "result.json", tmp_path / run.name / "result.json")
+    assert findings_text(aggregate(tmp_path).summary) in (REPO / "README.md").read_text()
+    table = "\n".join(line for line in (kept / "findings.md").read_text().splitlines() if line.startswith("|"))
+    assert table in (DOCS / "validation.md").read_text()
 
 
 def test_no_page_names_an_internal_issue_or_its_history():

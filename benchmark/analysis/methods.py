@@ -135,8 +135,8 @@ def _model(runs: list[RunRecord]) -> str:
 
 def _recipe(runs: list[RunRecord]) -> str:
     """The training recipe; a value that differs between runs is given as each one (a / b)."""
-    if not all(r.config for r in runs):
-        return "The training recipe is not recorded: some runs hold no config."
+    if not all(r.config and {"train", "freeze"} <= set(r.config) for r in runs):
+        return "The training recipe is not recorded: some runs hold no training config."
     t = lambda key: _value(runs, f"train.{key}")  # noqa: E731
     train = OmegaConf.create(runs[0].config["train"])
     optimiser = (f"SGD (momentum {t('momentum')}{', Nesterov' if train.nesterov else ''}, weight decay "
@@ -175,12 +175,18 @@ def _metric(summary: dict) -> str:
 
 def _statistics(summary: dict, settings: FindingsSettings) -> str:
     findings = summary["findings"]
-    return (f"The paper's six findings were tested on runs paired by seed and target half "
-            f"({findings['units']} paired units) with one-sided t-tests on the per-unit differences in "
+    if findings.get("skipped"):
+        return f"The paper's findings were not tested: {findings['skipped']}."
+    return (f"The paper's six findings were tested on runs paired by seed and target half, the two "
+            f"directions of a class split averaged, so that the unit of replication is the split "
+            f"({findings['units']} splits), with one-sided t-tests on the per-split differences in "
             f"percentage points, each at alpha = {settings.alpha} (the tests and their layers are listed "
-            "below; claims about some layer are Holm-corrected across layers where the test says so); "
-            f"each finding gets one of the verdicts {', '.join(VERDICTS)}. Settings: "
-            f"{_settings_text(settings)}. Means carry 95% confidence intervals (Student t).")
+            "below; a claim about every layer needs each layer's test to reject, a claim about some layer "
+            "is Holm-corrected across layers). Each finding's true effect is placed in one of the regions "
+            f"{', '.join(VERDICTS[:-1])} (beyond its margin, inside it, under {settings.negligible} x the "
+            "margin or reversed) or left inconclusive; no two regions can be shown on the same data. "
+            f"Settings: {_settings_text(settings)}. Means carry 95% confidence intervals (Student t); the "
+            "number of seeds was fixed before the verdicts were read (no sequential design).")
 
 
 def _settings_text(settings: FindingsSettings) -> str:
@@ -192,7 +198,8 @@ def _sanity(summary: dict) -> str:
     warnings = sanity.get("warnings") or []
     fired = "; ".join(warnings) if warnings else "neither check fired"
     return (f"Data regime: {sanity.get('regime', 'not checked')}. Sanity checks (base networks still "
-            f"improving at the end of training; BnB at the lowest n above baseB): {fired}.")
+            f"improving at the end of training; BnB at the lowest n above baseB; BnB+ above baseB at some n; "
+            f"a check that fires makes the findings it touches provisional): {fired}.")
 
 
 def _software(runs: list[RunRecord]) -> str:

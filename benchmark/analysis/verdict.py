@@ -225,14 +225,16 @@ def seeds_needed(regions: Regions, alpha: float) -> dict | None:
     """Units for 80% joint power to show the region the estimates lie in ("towards"), taking the
     observed spreads as the truth: at the estimates, and across each row's 95% CI (every row at
     its lower end, every row at its upper end). None for an entry no number of units up to
-    MAX_UNITS reaches (an effect on or near a bound). None overall when no row has a spread."""
+    MAX_UNITS reaches (an effect on or near a bound); the range's upper end is None too when an
+    end of the CI lies in another region (a bound lies inside the CI, where no number of units
+    decides). None overall when no row has a spread."""
     rows = {id(t.row): t.row for c in (c for cs in regions.values() for c in cs) for t in c.tests}.values()
     if not any(r.spread for r in rows):
         return None
     scenarios = {"estimate": lambda r: 0.0, "low": lambda r: _ci_end(r, 0), "high": lambda r: _ci_end(r, 1)}
     at = {name: _units_towards(regions, alpha, shift) for name, shift in scenarios.items()}
     towards, units = at["estimate"]
-    ends = [u for name in ("low", "high") for _, u in [at[name]]]
+    ends = [u if region == towards else None for region, u in (at["low"], at["high"])]
     return {"towards": towards, "seeds": units, "range": [_lowest(units, *ends), _highest(units, *ends)],
             "limit": MAX_UNITS}
 
