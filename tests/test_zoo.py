@@ -13,7 +13,8 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from benchmark.errors import UserError
-from benchmark.models import block_names, build_model, model_blocks
+from benchmark.blocks import model_blocks
+from benchmark.models import block_names, build_model
 from benchmark.models.net import under
 from benchmark.models.timm_models import classifier_paths
 from benchmark.networks import Workspace
