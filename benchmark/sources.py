@@ -101,12 +101,8 @@ def size_hint(weights: Preprocessing, image_size: int) -> str:
     if weights.input_size is None or weights.input_size == image_size:
         return ""
     return (f"; the weights were trained on {weights.input_size} px images and the dataset gives {image_size} px: "
-            f"a model with position embeddings (a ViT) needs the weights' size (dataset.image_size="
-            f"{weights.input_size}, or model.kwargs.img_size={weights.input_size})")
-
-
-ACCEPTED = ("a weights file is a torch.save file of a state dict (.pth, .pt, .bin, .ckpt) or safetensors; "
-            "save the network's state_dict() with torch.save or fetch the file again")
+            f"a model with position embeddings (a ViT) takes them at that size (dataset.image_size="
+            f"{weights.input_size}), or by name (a timm tag, source.weights=TAG: timm resamples them)")
 
 
 def read_checkpoint(path: Path) -> State:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import time
 from datetime import date
 from pathlib import Path
@@ -79,6 +80,7 @@ def one_step(arch: str, granularity: str, size: int) -> None:
 
 
 SIZES = ("32", "64", "native")
+NO_MEMORY = "not measured: more memory than --memory-gb allows"  # neither a pass nor a failure
 
 
 def check(family: str, arch: str, size_name: str) -> dict:
@@ -92,9 +94,18 @@ def check(family: str, arch: str, size_name: str) -> dict:
         one_step(arch, row["granularity"], size)
     except UserError as error:
         row["status"] = f"error: {error}"
+    except MemoryError:
+        row["status"] = NO_MEMORY
+    except RuntimeError as error:
+        row["status"] = NO_MEMORY if "can't allocate memory" in str(error) else _traceback(error)
     except Exception as error:  # noqa: BLE001 (every failure is a row of the table)
-        row["status"] = f"traceback: {type(error).__name__}: {str(error).strip().splitlines()[0][:200] if str(error).strip() else ''}"
+        row["status"] = _traceback(error)
     return row
+
+
+def _traceback(error: Exception) -> str:
+    message = str(error).strip()
+    return f"traceback: {type(error).__name__}: {message.splitlines()[0][:200] if message else ''}"
 
 
 def read_rows(path: Path) -> list[dict]:
@@ -115,9 +126,11 @@ def table(rows: list[dict]) -> str:
 def summary(rows: list[dict]) -> str:
     parts = []
     for size in SIZES:
-        at = [r for r in rows if r["size"] == size]
+        at = [r for r in rows if r["size"] == size and r["status"] != NO_MEMORY]
         ok = sum(r["status"] == "ok" for r in at)
-        parts.append(f"{size} px: {ok} of {len(at)} ({100 * ok / max(len(at), 1):.1f}%)")
+        unmeasured = sum(r["size"] == size and r["status"] == NO_MEMORY for r in rows)
+        parts.append(f"{size} px: {ok} of {len(at)} ({100 * ok / max(len(at), 1):.1f}%)"
+                     + (f", {unmeasured} not measured (memory)" if unmeasured else ""))
     tracebacks = sum(r["status"].startswith("traceback") for r in rows)
     return (f"timm {timm.__version__}, {date.today().isoformat()}: families that partition, build and train one "
             f"step at {'; '.join(parts)}; failures that are not one error line: {tracebacks}")
@@ -131,6 +144,7 @@ def main() -> None:
     parser.add_argument("--families", nargs="*", default=None, help="only these (default: all)")
     parser.add_argument("--sizes", nargs="*", default=list(SIZES), choices=SIZES)
     parser.add_argument("--threads", type=int, default=1, help="CPU threads (the machine is shared)")
+    parser.add_argument("--memory-gb", type=float, default=None, help="address-space limit (a shared machine)")
     parser.add_argument("--shard", default="1/1", help="i/k: only every k-th family from the i-th (parallel runs)")
     parser.add_argument("--table", action="store_true", help="print the table of --out and stop")
     args = parser.parse_args()
@@ -139,6 +153,9 @@ def main() -> None:
         print(f"{summary(rows)}\n\n{table(rows)}")
         return
     torch.set_num_threads(args.threads)
+    if args.memory_gb:
+        limit = int(args.memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     timm.list_models()  # imported and indexed before any listing is timed
     done = {(r["family"], r["size"]): r["arch"] for r in read_rows(args.out)}
     index, count = (int(part) for part in args.shard.split("/"))

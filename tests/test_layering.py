@@ -80,6 +80,25 @@ def test_the_schema_imports_nothing_above_it():
         {m: [] for m in schema}
 
 
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen, todo = set(), [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_the_models_import_nothing_of_the_data():
+    """A model knows no dataset: the image size it is built for comes from the run's config
+    (benchmark.blocks, benchmark.networks), not from importing the dataset loaders."""
+    graph = import_graph()
+    models = [m for m in graph if m.startswith("benchmark.models")]
+    assert len(models) > 5
+    assert {m: sorted(i for i in _reachable(graph, m) if i.startswith("benchmark.data")) for m in models} == \
+        {m: [] for m in models}
+
+
 def test_a_training_job_imports_neither_matplotlib_nor_scipy(tmp_path):
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "benchmark", "experiment=smoke",
                            "treatment=transfer", "n=2", f"cache_dir={tmp_path / 'cache'}",

@@ -110,8 +110,8 @@ def _refusal(arch: str, kwargs: dict[str, Any], image_size: int) -> str | None:
         with torch.no_grad():
             model.eval()(torch.zeros(1, 3, image_size, image_size, device="meta"))
     except Exception as error:  # noqa: BLE001 (any failure of the forward at this size)
-        message = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        return None if _meta_only(error) else message[:200]
+        message = str(error).strip().splitlines()[0][:200] if str(error).strip() else "no message"
+        return None if _meta_only(error) else f"its forward fails at this size: {type(error).__name__}: {message}"
     return None
 
 
