@@ -18,6 +18,7 @@ from benchmark.blocks import model_blocks
 from benchmark.models import block_names, build_model, pretrained_state
 from benchmark.models.net import under
 from benchmark.models.timm_models import classifier_paths
+from benchmark.models.timm_sizes import native_size
 from benchmark.networks import Workspace
 from benchmark.protocol import EXTERNAL_SOURCE, OWN
 from benchmark.run import execute
@@ -44,7 +45,7 @@ def test_every_timm_family_partitions_each_parameter_into_exactly_one_block(fami
     arch = timm.list_models(module=family)[0]
     granularity = "fine" if family in FINE_ONLY else "coarse"
     with torch.device("meta"):
-        net = build_model(zoo_cfg("timm", arch, granularity=granularity), 3, 224)
+        net = build_model(zoo_cfg("timm", arch, granularity=granularity), 3, native_size(arch))  # its own size
     classifier = tuple(f"net.{path}" for path in classifier_paths(net.net))
     for name, _ in net.named_parameters():
         assert _owners(net, name) + under(name, net.head_paths) == 1, name  # exactly once

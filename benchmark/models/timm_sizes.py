@@ -45,8 +45,9 @@ def sized_kwargs(arch: str, kwargs: dict[str, Any], image_size: int) -> dict[str
     :class:`UserError` naming the sizes it takes when it takes none of that size."""
     options = [kwargs]
     if fixed_input_size(arch) and "img_size" not in kwargs:
-        options = [{**kwargs, "img_size": image_size}, _padded(arch, kwargs, image_size)]
-    reasons = [_refusal(arch, option, image_size) for option in options if option is not None]
+        padded = _padded(arch, kwargs, image_size)
+        options = [{**kwargs, "img_size": image_size}, *([padded] if padded else [])]
+    reasons = [_refusal(arch, option, image_size) for option in options]
     for option, reason in zip(options, reasons):
         if reason is None:
             _log_sizing(arch, option, image_size)
