@@ -105,6 +105,10 @@ def size_hint(weights: Preprocessing, image_size: int) -> str:
             f"{weights.input_size}), or by name (a timm tag, source.weights=TAG: timm resamples them)")
 
 
+ACCEPTED = ("a weights file is a torch.save file of a state dict (.pth, .pt, .bin, .ckpt) or safetensors; "
+            "save the network's state_dict() with torch.save or fetch the file again")
+
+
 def read_checkpoint(path: Path) -> State:
     """A state dict from a weights file, in whichever of the accepted forms it is; anything
     else (a folder, an empty, text or truncated file, a pickle that needs code) is one error."""
