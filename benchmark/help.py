@@ -13,7 +13,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from benchmark.errors import UserError
-from benchmark.models import model_blocks, model_label
+from benchmark.blocks import model_blocks
+from benchmark.models import model_label
 from benchmark.protocol import SERIES, TREATMENTS, run_label
 from benchmark.schema import Leaf, schema_leaves, stored_options
 

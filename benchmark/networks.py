@@ -19,7 +19,7 @@ from benchmark import feature_cache
 from benchmark.store.checkpoints import Checkpoint
 from benchmark.data import ClassSplit, HalfTask, LabelledImages, half_task, load_dataset, split_classes
 from benchmark.data.batches import Augment, Normalizer
-from benchmark.data.preprocessing import DATASET_PREPROCESSING, Preprocessing
+from benchmark.preprocessing import DATASET_PREPROCESSING, Preprocessing
 from benchmark.flops import block_forward_flops, frozen_step_fraction
 from benchmark.models import TransferNet, build_model, model_label
 from benchmark.protocol import BASE_TREATMENT, EXTERNAL, TREATMENTS, run_label, source_half
@@ -182,7 +182,7 @@ def source_state(ws: Workspace) -> Source:
         base = base_network(ws, half)
         return Source(base.model.state_dict(), [base.cached], str(base.cached.path))
     if TREATMENTS[cfg.treatment].source == EXTERNAL:
-        state, origin = external_state(cfg.source, cfg.model)
+        state, origin = external_state(cfg.source, cfg.model, ws.dataset.image_size)
         return Source(state, [], origin)
     return Source(None, [], None)
 
@@ -191,7 +191,7 @@ def external_source_network(ws: Workspace) -> TransferNet | None:
     """The sweep's external source (``source.*``) as a network of the run's model; None without one."""
     if ws.cfg.source.checkpoint is None and ws.cfg.source.weights is None:
         return None
-    state, origin = external_state(ws.cfg.source, ws.cfg.model)
+    state, origin = external_state(ws.cfg.source, ws.cfg.model, ws.dataset.image_size)
     return source_network(ws, Source(state, [], origin))
 
 

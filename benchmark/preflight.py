@@ -20,8 +20,8 @@ from omegaconf.errors import ConfigKeyError, ValidationError
 
 from benchmark.config import compose_config
 from benchmark.errors import UserError
-from benchmark.measures import check_measures
-from benchmark.protocol import HIGHEST, MEAN_HIGHEST, check_point
+from benchmark.measures import check_measures, enabled_measures
+from benchmark.protocol import HIGHEST, MEAN_HIGHEST, check_point, treatment_named
 from benchmark.schema import type_error, validate
 from benchmark.train import check_device, evaluated_after
 
@@ -97,9 +97,13 @@ def check_overrides(overrides: Sequence[str], multirun: bool, config_dirs: Seque
             raise UserError(f"--config-dir {folder} is not a folder; give the folder that holds your "
                             "own config groups (e.g. myconf/ with myconf/experiment/mine.yaml)")
     try:
+        treatments = set()
         for variant in _variants(overrides):
             cfg = compose_config(*variant, hydra_config=True, config_dirs=config_dirs)
             check_config(cfg, single_run=not multirun)
+            treatments.add(str(cfg.treatment))
+        if multirun:
+            check_sweep_measures(cfg, treatments if _sets(overrides, "treatment") else _swept(cfg, "treatment"))
     except OverrideParseException as error:
         raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}; "
                         "write overrides as key=value, e.g. n=3") from None
@@ -110,6 +114,28 @@ def check_overrides(overrides: Sequence[str], multirun: bool, config_dirs: Seque
     except Exception:  # resolvers that only work inside a Hydra job: Hydra checks it then
         return
     check_output_dir(output_dir)
+
+
+def _sets(overrides: Sequence[str], key: str) -> bool:
+    return any(o.get_key_element() == key for o in OverridesParser.create().parse_overrides(list(overrides)))
+
+
+def _swept(cfg: DictConfig, key: str) -> set[str]:
+    """The values of ``key`` a sweep runs when the command line does not set it: its sweeper's
+    (an experiment's ``hydra.sweeper.params``), else the config's one value."""
+    params = cfg.hydra.sweeper.get("params") or {}
+    return {v.strip() for v in str(params[key]).split(",")} if key in params else {str(cfg[key])}
+
+
+def check_sweep_measures(cfg: DictConfig, treatments: set[str]) -> None:
+    """A sweep of base networks alone (no treatment copies layers, e.g. experiment=probe) has no
+    curve but the per-block measures' (analysis.measures): with every measure off it would run and
+    report nothing."""
+    if all(treatment_named(t).is_base for t in treatments) and not enabled_measures(cfg.analysis):
+        raise UserError(f"this sweep trains base networks only (treatment={','.join(sorted(treatments))}), whose "
+                        "blocks only the measures read, and analysis.measures switches every measure off: it "
+                        "would measure nothing; name some (e.g. analysis.measures=[cka,linear_probe,knn,logme]) "
+                        "or sweep treatments that copy layers (treatment=base,selffer,transfer)")
 
 
 def check_score(cfg: DictConfig) -> None:

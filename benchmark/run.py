@@ -16,7 +16,8 @@ from benchmark.errors import RunDiverged
 from benchmark.measures import (BASE_VS_BASE, VS_SOURCE, enabled_measures, take_measures,
                                 unmeasured)
 from benchmark.measures.labelled import ReadoutMeasure, read_out
-from benchmark.models import TransferNet, model_blocks, model_label
+from benchmark.blocks import model_blocks
+from benchmark.models import TransferNet, model_label
 from benchmark.networks import (BaseNetwork, Workspace, base_network, cached_base_network,
                                 external_source_network, source_network, target_network)
 from benchmark.preflight import check_config

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import torch
 from omegaconf import DictConfig
 
 from benchmark.data.images import LabelledImages
-from benchmark.data.preprocessing import DATASET_PREPROCESSING, Preprocessing
+from benchmark.preprocessing import DATASET_PREPROCESSING, Preprocessing
 from benchmark.errors import UserError
 from benchmark.models import TransferNet, model_label, pretrained_state, to_our_layout, weights_preprocessing
 from benchmark.models.net import under
@@ -34,6 +33,7 @@ log = logging.getLogger(__name__)
 State = dict[str, torch.Tensor]
 WEIGHTS_SUFFIXES = (".safetensors", ".pth", ".pt", ".bin", ".ckpt")
 UNSAFE_PICKLE = "Unsupported global"  # torch.load(weights_only=True) on a pickle that runs code
+ZIP_MAGIC = b"PK\x03\x04"  # torch.save's format since torch 1.6: a zip archive
 WEIGHTS_CONFIG = "config.json"  # beside a weights file: {"pretrained_cfg": {"mean": ..., ...}}
 
 
@@ -43,17 +43,18 @@ def _file(source: DictConfig) -> Path | None:
     if given is None:
         return None
     path = Path(given).expanduser().absolute()
-    if source.checkpoint is not None or path.is_file() or str(given).endswith(WEIGHTS_SUFFIXES):
+    if source.checkpoint is not None or path.exists() or str(given).endswith(WEIGHTS_SUFFIXES):
         return path
     return None
 
 
-def external_state(source: DictConfig, model: DictConfig) -> tuple[State, str]:
-    """The source network's state dict in our layout, and a description of where it came from."""
+def external_state(source: DictConfig, model: DictConfig, image_size: int) -> tuple[State, str]:
+    """The source network's state dict in our layout (zoo weights by name: for a model built for
+    ``image_size`` px inputs), and a description of where it came from."""
     path = _file(source)
     if path is not None:
         return to_our_layout(model, read_checkpoint(path)), str(path)
-    return pretrained_state(model, source.weights), f"{model_label(model)} weights {source.weights}"
+    return pretrained_state(model, source.weights, image_size), f"{model_label(model)} weights {source.weights}"
 
 
 def source_preprocessing(source: DictConfig, model: DictConfig) -> Preprocessing | None:
@@ -100,16 +101,27 @@ def size_hint(weights: Preprocessing, image_size: int) -> str:
     if weights.input_size is None or weights.input_size == image_size:
         return ""
     return (f"; the weights were trained on {weights.input_size} px images and the dataset gives {image_size} px: "
-            f"a model with position embeddings (a ViT) needs the weights' size (dataset.image_size="
-            f"{weights.input_size}, or model.kwargs.img_size={weights.input_size})")
+            f"a model with position embeddings (a ViT) takes them at that size (dataset.image_size="
+            f"{weights.input_size}), or by name (a timm tag, source.weights=TAG: timm resamples them)")
+
+
+ACCEPTED = ("a weights file is a torch.save file of a state dict (.pth, .pt, .bin, .ckpt) or safetensors; "
+            "save the network's state_dict() with torch.save or fetch the file again")
 
 
 def read_checkpoint(path: Path) -> State:
-    """A state dict from a weights file, in whichever of the accepted forms it is."""
+    """A state dict from a weights file, in whichever of the accepted forms it is; anything
+    else (a folder, an empty, text or truncated file, a pickle that needs code) is one error."""
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in WEIGHTS_SUFFIXES)
+        raise UserError(f"{path} is a folder, not a weights file; give the file itself"
+                        + (f" (it holds {', '.join(inside[:3])})" if inside else f"; {ACCEPTED}"))
     if not path.is_file():
         raise UserError(f"the weights file {path} (source.checkpoint or source.weights) does not exist; give "
                         "the path of a weights file (e.g. a base network's model.pt, named in its run's result.json)")
     data = path.read_bytes()
+    if not data.strip():
+        raise UserError(f"{path} is empty, not a weights file; {ACCEPTED}")
     if path.suffix == ".safetensors":
         return _safetensors(data, path)
     try:
@@ -118,17 +130,29 @@ def read_checkpoint(path: Path) -> State:
         pass  # a plain torch.save file
     try:
         loaded = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
-        needs = next((line.strip() for line in str(error).splitlines() if UNSAFE_PICKLE in line), None)
-        if needs is None:
-            raise UserError(f"{path} is not a readable weights file ({error}); save the network's "
-                            "state_dict() with torch.save, or as safetensors") from None
-        raise UserError(f"{path} needs more than tensors to load ({needs}): a weights file is data, never "
-                        "code; save the network's state_dict() with torch.save, or as safetensors") from None
-    except Exception as error:
-        raise UserError(f"{path} is not a readable weights file ({error}); save the network's state_dict() "
-                        "with torch.save, or as safetensors") from None
+    except Exception as error:  # noqa: BLE001 (torch's paragraphs, whatever the damage: one line)
+        raise UserError(f"{path} {_not_weights(data, error)}; {ACCEPTED}") from None
     return _state_dict(loaded, path)
+
+
+def _not_weights(data: bytes, error: Exception) -> str:
+    """What the file is that torch could not load as weights."""
+    needs = next((line.strip() for line in str(error).splitlines() if UNSAFE_PICKLE in line), None)
+    if needs:
+        return f"needs more than tensors to load ({needs[:200]}): a weights file is data, never code"
+    if data.startswith(ZIP_MAGIC):
+        return "is a damaged or truncated torch.save file (its zip archive is incomplete)"
+    if _is_text(data):
+        return "is a text file, not a weights file"
+    return f"is not a weights file torch can read ({type(error).__name__})"
+
+
+def _is_text(data: bytes) -> bool:
+    try:
+        data[:4096].decode("utf-8")
+    except UnicodeDecodeError as error:
+        return error.start >= 4093  # only a character cut at the end of the window
+    return b"\0" not in data[:4096]
 
 
 def _safetensors(data: bytes, path: Path) -> State:
@@ -136,8 +160,9 @@ def _safetensors(data: bytes, path: Path) -> State:
 
     try:
         return load(data)
-    except Exception as error:  # safetensors raises its own SafetensorError on any damage
-        raise UserError(f"{path} is not a readable safetensors file ({error}); fetch or save it again") from None
+    except Exception:  # noqa: BLE001 (safetensors raises its own SafetensorError on any damage)
+        what = "a text file" if _is_text(data) else "a damaged or truncated safetensors file"
+        raise UserError(f"{path} is {what}, not readable safetensors; {ACCEPTED}") from None
 
 
 def _state_dict(loaded: object, path: Path) -> State:
@@ -156,6 +181,10 @@ def check_blocks_match(model: TransferNet, state: Mapping[str, torch.Tensor], mo
     """Every block of ``model`` must find parameters and buffers of the same names and shapes
     in ``state``; otherwise one error naming the first block that does not match (and ``hint``)."""
     ours = model.state_dict()
+    if state and not ours.keys() & state.keys():
+        raise UserError(f"the source {origin} holds another model's weights: none of its {len(state)} names (e.g. "
+                        f"{next(iter(state))!r}) is one of model={model_name}'s (e.g. {next(iter(ours))!r}); give "
+                        f"weights of this architecture, or the model they belong to (model=..., model.arch=...){hint}")
     for index, name in enumerate(model.block_names, start=1):
         paths = model.block_paths(name)
         problem = _block_difference({k: v for k, v in ours.items() if under(k, paths)},

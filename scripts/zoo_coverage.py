@@ -1,15 +1,23 @@
-"""Coverage of the timm zoo: for every architecture family, its smallest model (by parameters,
-among the family's first --candidates names) is listed into blocks on the meta device (timed),
-built, given the first blocks of another init of itself, frozen, and trained one SGD step at
-its own input size; the step must leave the frozen blocks' parameters and buffers bit-identical
-and move a trainable one. Writes a markdown table (--out) and prints the summary.
+"""Coverage of the timm zoo as users run it: for every architecture family, its smallest model (by
+parameters, among all its names) at each image size (32 px, 64 px and the
+model's own): listed into blocks on the meta device (timed), built for that size, given the first
+blocks of another init of itself, frozen, and trained one SGD step; the step must leave the frozen
+blocks' parameters and buffers bit-identical and move a trainable one. A model that refuses a
+size must do so with one error line (a UserError), which counts as a failure all the same.
 
-    python scripts/zoo_coverage.py --out zoo_coverage.md
+One JSON line per (family, size) goes to --out (resumable: rows already there are skipped);
+--table prints the markdown table and summary of a finished --out.
+
+    python scripts/zoo_coverage.py --out /work/zoo_out/coverage.jsonl
+    python scripts/zoo_coverage.py --out /work/zoo_out/coverage.jsonl --table
 """
 from __future__ import annotations
 
 import argparse
+import json
+import resource
 import time
+from datetime import date
 from pathlib import Path
 
 import timm
@@ -19,6 +27,7 @@ from omegaconf import OmegaConf
 from benchmark.errors import UserError
 from benchmark.models import block_names, build_model
 from benchmark.models.net import under
+from benchmark.models.timm_sizes import native_size
 from benchmark.surgery import parameter_groups, prepare_target
 
 GRANULARITIES = ("coarse", "fine")
@@ -32,7 +41,7 @@ def smallest(family: str, candidates: int) -> str:
     def size(arch: str) -> int:
         with torch.device("meta"):
             return sum(p.numel() for p in timm.create_model(arch).parameters())
-    return min(timm.list_models(module=family)[:candidates], key=size)
+    return min(timm.list_models(module=family)[:candidates or None], key=size)
 
 
 def listed(arch: str, size: int) -> tuple[str, list[str], float]:
@@ -70,46 +79,98 @@ def one_step(arch: str, granularity: str, size: int) -> None:
         raise AssertionError("no trainable parameter moved")
 
 
-def check_family(family: str, candidates: int) -> dict:
-    row = {"family": family, "arch": "", "granularity": "", "blocks": 0, "list_s": None, "status": "ok"}
+SIZES = ("32", "64", "native")
+NO_MEMORY = "not measured: more memory than --memory-gb allows"  # neither a pass nor a failure
+
+
+def check(family: str, arch: str, size_name: str) -> dict:
+    """One row: whether ``arch`` lists, builds, copies, freezes and trains at ``size_name``."""
+    size = native_size(arch) if size_name == "native" else int(size_name)
+    row = {"family": family, "arch": arch, "size": size_name, "px": size, "granularity": "", "blocks": 0,
+           "list_s": None, "status": "ok"}
     try:
-        row["arch"] = arch = smallest(family, candidates)
-        pretrained_cfg = timm.models.get_pretrained_cfg(arch)
-        size = pretrained_cfg.input_size[-1] if pretrained_cfg else 224
         row["granularity"], blocks, row["list_s"] = listed(arch, size)
         row["blocks"] = len(blocks)
         one_step(arch, row["granularity"], size)
+    except UserError as error:
+        row["status"] = f"error: {error}"
+    except MemoryError:
+        row["status"] = NO_MEMORY
+    except RuntimeError as error:
+        row["status"] = NO_MEMORY if "can't allocate memory" in str(error) else _traceback(error)
     except Exception as error:  # noqa: BLE001 (every failure is a row of the table)
-        row["status"] = f"{type(error).__name__}: {str(error).splitlines()[0][:160]}"
+        row["status"] = _traceback(error)
     return row
 
 
+def _traceback(error: Exception) -> str:
+    message = str(error).strip()
+    return f"traceback: {type(error).__name__}: {message.splitlines()[0][:200] if message else ''}"
+
+
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| family | model | blocks | grouping | listing (s) | partition, build, one step |",
-             "|---|---|---|---|---|---|"]
-    for r in rows:
+    lines = ["| family | model | size (px) | blocks | grouping | listing (s) | partition, build, one step |",
+             "|---|---|---|---|---|---|---|"]
+    for r in sorted(rows, key=lambda r: (r["family"], SIZES.index(r["size"]))):
         seconds = "" if r["list_s"] is None else f"{r['list_s']:.2f}"
-        lines.append(f"| {r['family']} | {r['arch']} | {r['blocks']} | {r['granularity']} | {seconds} | {r['status']} |")
+        status = r["status"].replace("|", "\\|")
+        lines.append(f"| {r['family']} | {r['arch']} | {r['px']} | {r['blocks']} | {r['granularity']} | {seconds} "
+                     f"| {status} |")
     return "\n".join(lines)
+
+
+def summary(rows: list[dict]) -> str:
+    parts = []
+    for size in SIZES:
+        at = [r for r in rows if r["size"] == size and r["status"] != NO_MEMORY]
+        ok = sum(r["status"] == "ok" for r in at)
+        unmeasured = sum(r["size"] == size and r["status"] == NO_MEMORY for r in rows)
+        parts.append(f"{size} px: {ok} of {len(at)} ({100 * ok / max(len(at), 1):.1f}%)"
+                     + (f", {unmeasured} not measured (memory)" if unmeasured else ""))
+    tracebacks = sum(r["status"].startswith("traceback") for r in rows)
+    return (f"timm {timm.__version__}, {date.today().isoformat()}: families that partition, build and train one "
+            f"step at {'; '.join(parts)}; failures that are not one error line: {tracebacks}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=Path("zoo_coverage.md"))
-    parser.add_argument("--candidates", type=int, default=12, help="names per family searched for the smallest")
+    parser.add_argument("--out", type=Path, default=Path("zoo_coverage.jsonl"))
+    parser.add_argument("--candidates", type=int, default=0, help="names per family searched for the smallest "
+                        "(0: all)")
     parser.add_argument("--families", nargs="*", default=None, help="only these (default: all)")
+    parser.add_argument("--sizes", nargs="*", default=list(SIZES), choices=SIZES)
+    parser.add_argument("--threads", type=int, default=1, help="CPU threads (the machine is shared)")
+    parser.add_argument("--memory-gb", type=float, default=None, help="address-space limit (a shared machine)")
+    parser.add_argument("--shard", default="1/1", help="i/k: only every k-th family from the i-th (parallel runs)")
+    parser.add_argument("--table", action="store_true", help="print the table of --out and stop")
     args = parser.parse_args()
+    if args.table:
+        rows = read_rows(args.out)
+        print(f"{summary(rows)}\n\n{table(rows)}")
+        return
+    torch.set_num_threads(args.threads)
+    if args.memory_gb:
+        limit = int(args.memory_gb * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     timm.list_models()  # imported and indexed before any listing is timed
-    rows = []
-    for family in args.families or timm.list_modules():
-        rows.append(check_family(family, args.candidates))
-        print(f"{family}: {rows[-1]['arch']} {rows[-1]['status']}", flush=True)
-    ok = [r for r in rows if r["status"] == "ok"]
-    slowest = max((r["list_s"] for r in rows if r["list_s"] is not None), default=0.0)
-    summary = (f"{len(ok)} of {len(rows)} timm families ({100 * len(ok) / len(rows):.1f}%) partition, build and "
-               f"train one step; the slowest block listing took {slowest:.2f} s")
-    args.out.write_text(f"{summary}\n\n{table(rows)}\n")
-    print(summary)
+    done = {(r["family"], r["size"]): r["arch"] for r in read_rows(args.out)}
+    index, count = (int(part) for part in args.shard.split("/"))
+    families = (args.families or timm.list_modules())[index - 1::count]
+    for number, family in enumerate(families, start=1):
+        arch = next((a for (f, _), a in done.items() if f == family), None)
+        for size in args.sizes:
+            if (family, size) in done:
+                continue
+            arch = arch or smallest(family, args.candidates)
+            row = check(family, arch, size)
+            with args.out.open("a") as out:
+                out.write(json.dumps(row) + "\n")
+            print(f"[{number}/{len(families)}] {family} {arch} {size}: {row['status'][:200]}", flush=True)
+    print(summary(read_rows(args.out)))
 
 
 if __name__ == "__main__":

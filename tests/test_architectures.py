@@ -11,7 +11,7 @@ import torch
 
 from benchmark.errors import UserError
 from benchmark.networks import TargetNetwork, Workspace, base_network, target_network
-from benchmark.models import model_blocks
+from benchmark.blocks import model_blocks
 from benchmark.models.net import under
 from benchmark.run import execute
 from conftest import compose_config

@@ -3,8 +3,10 @@ torchvision's pretrained weights (read from a file the test writes: no network h
 import json
 
 import pytest
+import timm
 import torch
 import torchvision
+from safetensors.torch import save_file
 
 from benchmark.errors import UserError
 from benchmark.networks import Workspace, base_network, target_network
@@ -51,11 +53,48 @@ def test_a_checkpoint_of_another_architecture_names_the_first_block_that_differs
     assert not (tmp_path / "bad" / "result.json").exists()
 
 
-def test_a_file_that_is_no_checkpoint_is_one_clear_error(smoke_cfg, tmp_path):
-    path = tmp_path / "notes.pt"
-    path.write_text("not a checkpoint")
-    cfg = smoke_cfg("treatment=external", "n=2", f"source.checkpoint={path}")
-    with pytest.raises(UserError, match="is not a readable weights file"):
+def _torch_file(path, state) -> None:
+    torch.save(state, path)
+
+
+def _truncated(path, write) -> None:
+    write(path)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+SMALL_STATE = {"w": torch.zeros(64, 64)}
+NOT_WEIGHTS = {  # a file name, how it is made, what the one error line says it is
+    "text": ("notes.pth", lambda p: p.write_text("not a checkpoint\n"), "is a text file, not a weights file"),
+    "empty": ("empty.pth", lambda p: p.write_bytes(b""), "is empty, not a weights file"),
+    "truncated": ("cut.pth", lambda p: _truncated(p, lambda q: _torch_file(q, SMALL_STATE)),
+                  r"is a damaged or truncated torch.save file"),
+    "text safetensors": ("notes.safetensors", lambda p: p.write_text("not a checkpoint"),
+                         "is a text file, not readable safetensors"),
+    "truncated safetensors": ("cut.safetensors", lambda p: _truncated(p, lambda q: save_file(SMALL_STATE, q)),
+                              "is a damaged or truncated safetensors file"),
+    "folder": ("weights.pth", lambda p: p.mkdir(), "is a folder, not a weights file"),
+}
+
+
+@pytest.mark.parametrize("kind", NOT_WEIGHTS)
+def test_a_file_that_is_no_weights_file_is_one_short_error(smoke_cfg, tmp_path, kind):
+    name, make, message = NOT_WEIGHTS[kind]
+    make(tmp_path / name)
+    cfg = smoke_cfg("treatment=external", "n=2", f"source.weights={tmp_path / name}")
+    with pytest.raises(UserError, match=message) as error:
+        execute(cfg, tmp_path / "bad")
+    text = str(error.value)
+    assert "\n" not in text and len(text) < 400 and "weights_only" not in text, text
+    assert "torch.save file of a state dict" in text or "give the file itself" in text
+    assert not (tmp_path / "bad" / "result.json").exists()
+
+
+def test_a_weights_file_of_another_model_is_one_error_naming_it(smoke_cfg, tmp_path):
+    path = tmp_path / "vit.pth"
+    torch.save(timm.create_model("test_vit").state_dict(), path)  # timm's layout, another architecture
+    cfg = smoke_cfg("model=timm", "model.arch=test_resnet", "treatment=external", "n=2", f"source.weights={path}")
+    with pytest.raises(UserError, match=r"holds another model's weights: none of its \d+ names \(e.g. 'net.cls_token'\)"
+                                        r" is one of model=timm's \(e.g. 'net.conv1.0.weight'\)"):
         execute(cfg, tmp_path / "bad")
 
 

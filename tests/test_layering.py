@@ -145,6 +145,13 @@ def test_the_analysis_pulls_in_no_networks_training_or_run():
     assert _reaching(import_graph(), "benchmark.analysis", forbidden, exempt=("benchmark.analysis.__main__",)) == []
 
 
+def test_the_models_import_nothing_of_the_data():
+    """A model knows no dataset: the image size it is built for comes from the run's config
+    (benchmark.blocks, benchmark.networks), not from importing the dataset loaders."""
+    assert len([m for m in import_graph() if m.startswith("benchmark.models.")]) > 5
+    assert _reaching(import_graph(), "benchmark.models", ("benchmark.data",)) == []
+
+
 def test_a_training_job_imports_neither_matplotlib_nor_scipy(tmp_path):
     proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "benchmark", "experiment=smoke",
                            "treatment=transfer", "n=2", f"cache_dir={tmp_path / 'cache'}",

@@ -249,7 +249,7 @@ def test_pretrained_state_reads_torch_hubs_file_into_our_layout(offline_torch_ho
     offline_torch_home.mkdir(parents=True)
     torch.save(theirs, offline_torch_home / RESNET18_FILE)
     cfg = model_cfg("resnet18", stem="imagenet")
-    state = pretrained_state(cfg, "IMAGENET1K_V1")
+    state = pretrained_state(cfg, "IMAGENET1K_V1", 224)
     with torch.device("meta"):
         ours = build_model(cfg, 10, 224).state_dict()
     assert state.keys() == {k for k in ours if k.startswith("blocks.")}
@@ -258,12 +258,12 @@ def test_pretrained_state_reads_torch_hubs_file_into_our_layout(offline_torch_ho
 
 def test_pretrained_state_errors_name_the_fix(offline_torch_home):
     with pytest.raises(UserError, match="IMAGENET1K_V1, IMAGENET1K_V2"):
-        pretrained_state(model_cfg("resnet50"), "IMAGENET22K")
+        pretrained_state(model_cfg("resnet50"), "IMAGENET22K", 224)
     with pytest.raises(UserError, match=re.escape(str(offline_torch_home / RESNET18_FILE)) + ".*TORCH_HOME"):
-        pretrained_state(model_cfg("resnet18"), "IMAGENET1K_V1")
+        pretrained_state(model_cfg("resnet18"), "IMAGENET1K_V1", 224)
     for name in ("convnet8", "vit"):
         with pytest.raises(UserError, match=r"source\.(checkpoint|weights)=PATH"):
-            pretrained_state(model_cfg(name), "IMAGENET1K_V1")
+            pretrained_state(model_cfg(name), "IMAGENET1K_V1", 224)
 
 
 # --- the paper's networks ----------------------------------------------------------------

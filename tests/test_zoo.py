@@ -3,6 +3,7 @@ each parameter exactly once; weights files in every accepted form round-trip as 
 weights' preprocessing reaches the data pipeline and the record; bad input is one error each.
 Nothing here downloads: zoo weights come from files the tests write."""
 import json
+import logging
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -13,17 +14,18 @@ from omegaconf import OmegaConf
 from safetensors.torch import save_file
 
 from benchmark.errors import UserError
-from benchmark.models import block_names, build_model, model_blocks
+from benchmark.blocks import model_blocks
+from benchmark.models import block_names, build_model, pretrained_state
 from benchmark.models.net import under
 from benchmark.models.timm_models import classifier_paths
+from benchmark.models.timm_sizes import native_size
 from benchmark.networks import Workspace
 from benchmark.protocol import EXTERNAL_SOURCE, OWN
 from benchmark.run import execute
 from benchmark.sources import external_state, run_preprocessing
+from benchmark.surgery import parameter_groups, prepare_target
 from conftest import run_cli
 
-# families whose models timm gives no group_matcher: the blocks must be listed (model.blocks)
-UNGROUPED = {"csatv2", "metaformer", "pit"}
 FINE_ONLY = {"rdnet"}  # grouped only block by block (model.granularity=fine)
 TIMM_RESNET = ["model=timm", "model.arch=test_resnet"]
 
@@ -42,12 +44,8 @@ def _owners(net, name: str) -> int:
 def test_every_timm_family_partitions_each_parameter_into_exactly_one_block(family):
     arch = timm.list_models(module=family)[0]
     granularity = "fine" if family in FINE_ONLY else "coarse"
-    if family in UNGROUPED:
-        with pytest.raises(UserError, match="no block grouping.*model.blocks="):
-            block_names(zoo_cfg("timm", arch), 224)
-        return
     with torch.device("meta"):
-        net = build_model(zoo_cfg("timm", arch, granularity=granularity), 3, 224)
+        net = build_model(zoo_cfg("timm", arch, granularity=granularity), 3, native_size(arch))  # its own size
     classifier = tuple(f"net.{path}" for path in classifier_paths(net.net))
     for name, _ in net.named_parameters():
         assert _owners(net, name) + under(name, net.head_paths) == 1, name  # exactly once
@@ -55,9 +53,90 @@ def test_every_timm_family_partitions_each_parameter_into_exactly_one_block(fami
     assert net.num_transferable >= 2 and len(set(net.block_names)) == net.num_transferable
 
 
-def test_families_that_cannot_be_grouped_are_few():
-    families = timm.list_modules()
-    assert len(UNGROUPED) / len(families) <= 0.05  # the issue's target: 95% partition
+@pytest.mark.parametrize("arch, blocks", [
+    ("poolformer_s12", ["stem", "stages.0", "stages.1", "stages.2", "stages.3+head.norm"]),
+    ("pit_ti_224", ["stem", "transformers.0", "transformers.1", "transformers.2+norm"]),
+])
+def test_a_model_without_timms_grouping_is_cut_after_its_feature_stages(arch, blocks):
+    assert block_names(zoo_cfg("timm", arch), 224) == blocks  # the stem, then each stage feature_info names
+    with pytest.raises(UserError, match=r"no fine block grouping \(no group_matcher\); use model.granularity=coarse"):
+        block_names(zoo_cfg("timm", arch, granularity="fine"), 224)
+
+
+# one model of each kind, at a size that is not its own: (arch, image size, its native size)
+OTHER_SIZES = [
+    ("test_vit", 32, 160),        # ViT: absolute position embeddings, 16 px patches
+    ("test_vit", 24, 160),        # ... whose patches do not divide the size: timm pads (dynamic_img_pad)
+    ("test_maxvit", 64, 160),     # windowed and grid attention (MaxViT)
+    ("pit_ti_224", 64, 224),      # pooling ViT without timm's grouping
+    ("test_resnet", 32, 160),     # convolutional: any size
+]
+
+
+def _one_frozen_step(arch: str, size: int) -> None:
+    """Copy two blocks from another init, freeze them and train one step on images of ``size``."""
+    cfg = zoo_cfg("timm", arch)
+    torch.manual_seed(0)
+    source = build_model(cfg, 3, size).state_dict()
+    torch.manual_seed(1)
+    target = build_model(cfg, 3, size)
+    prepare_target(target, source, 2, frozen=True, bn_eval=True)
+    frozen = {k: v.clone() for k, v in target.state_dict().items() if under(k, target.prefix_paths(2))}
+    optimizer = torch.optim.SGD(parameter_groups(target, 0, 0.1, 0.0), lr=0.1)
+    loss = torch.nn.functional.cross_entropy(target(torch.randn(2, 3, size, size)), torch.tensor([0, 1]))
+    loss.backward()
+    optimizer.step()
+    assert frozen and all(torch.equal(target.state_dict()[k], v) for k, v in frozen.items())
+
+
+@pytest.mark.parametrize("arch, size, native", OTHER_SIZES)
+def test_a_zoo_model_is_built_for_the_datas_image_size(arch, size, native):
+    assert size != native
+    _one_frozen_step(arch, size)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch, size", [("swin_tiny_patch4_window7_224", 32), ("deit_tiny_patch16_224", 64)])
+def test_a_full_size_zoo_model_is_built_for_small_images(arch, size):
+    _one_frozen_step(arch, size)
+
+
+def test_a_size_a_model_cannot_take_is_one_error_naming_the_sizes_it_takes(smoke_cfg, tmp_path):
+    with pytest.raises(UserError, match=r"timm's deepseek_vit_412m cannot take 32 px images \(its 14 px patches do "
+                                        r"not divide 32 px\); it takes 28 px or 42 px: set the dataset's image size"):
+        block_names(zoo_cfg("timm", "deepseek_vit_412m"), 32)
+    result = run_cli("experiment=smoke", "model=timm", "model.arch=deepseek_vit_412m", "dataset.params.image_size=32",
+                     cwd=tmp_path)
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode != 0 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "dataset.params.image_size" in errors[0]
+
+
+def test_pretrained_weights_are_resampled_by_timm_to_the_datas_size(tmp_path, caplog):
+    """timm's own loading (a local file in place of the hub's: pretrained_cfg_overlay) resamples the
+    position embeddings of weights trained at 160 px for 32 px images."""
+    path = tmp_path / "test_vit.pth"
+    weights = timm.create_model("test_vit").state_dict()  # as timm publishes them: 160 px, 1000 classes
+    torch.save(weights, path)
+    cfg = zoo_cfg("timm", "test_vit", kwargs={"pretrained_cfg_overlay": {"file": str(path)}})
+    with caplog.at_level(logging.INFO):
+        state = pretrained_state(cfg, "r160_in1k", 32)
+    model = build_model(cfg, 3, 32)
+    assert state["net.pos_embed"].shape == model.state_dict()["net.pos_embed"].shape == (1, 5, 64)
+    assert torch.equal(state["net.blocks.0.attn.qkv.weight"], weights["blocks.0.attn.qkv.weight"])
+    assert "timm resampled the position embeddings of the weights test_vit.r160_in1k from 160 px to 32 px" in caplog.text
+
+
+@pytest.mark.slow
+def test_the_demo_runs_a_deit_end_to_end(tmp_path):
+    """The default demo data (24 px synthetic images) with DeiT-tiny, made for 224 px: built for 32 px
+    inputs (16 px patches), the images padded to them."""
+    result = run_cli("model=timm", "model.arch=deit_tiny_patch16_224", "treatment=transfer", "n=2", "train.epochs=1",
+                     "dataset.params.train_per_class=8", "dataset.params.val_per_class=8", cwd=tmp_path, timeout=900)
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(next(tmp_path.rglob("result.json")).read_text())
+    assert record["status"] == "ok" and record["model"] == "timm:deit_tiny_patch16_224"
+    assert "pads the 24 px images" in "".join(p.read_text() for p in tmp_path.rglob("*.log"))
 
 
 def _timm_state(arch: str = "test_resnet", **kwargs) -> dict[str, torch.Tensor]:
@@ -74,7 +153,7 @@ def test_weights_files_in_every_form_round_trip_as_a_source(tmp_path, form):
     else:
         torch.save({form: state} if form in ("state_dict", "model") else state, path)
     source = OmegaConf.create({"checkpoint": None, "weights": str(path)})
-    ours, origin = external_state(source, zoo_cfg("timm", "test_resnet"))
+    ours, origin = external_state(source, zoo_cfg("timm", "test_resnet"), 24)
     assert origin == str(path) and ours.keys() == {f"net.{k}" for k in state}
     assert all(torch.equal(ours[f"net.{k}"], v) for k, v in state.items())
 
@@ -84,7 +163,7 @@ def test_a_pickle_that_needs_code_is_refused(tmp_path):
     torch.save({"state_dict": _timm_state(), "recipe": Path("/x")}, path)  # a PosixPath needs code
     source = OmegaConf.create({"checkpoint": None, "weights": str(path)})
     with pytest.raises(UserError, match="needs more than tensors.*data, never code"):
-        external_state(source, zoo_cfg("timm", "test_resnet"))
+        external_state(source, zoo_cfg("timm", "test_resnet"), 24)
 
 
 def _hub_folder(tmp_path: Path, mean: list[float], std: list[float], size: int = 24) -> Path:
@@ -150,7 +229,6 @@ def test_offline_zoo_weights_name_the_file_to_fetch(smoke_cfg, tmp_path, monkeyp
 @pytest.mark.parametrize("overrides, message", [
     (["model=timm", "model.arch=resnet_18"], r"not a timm architecture; did you mean resnet18"),
     (["model=torchvision", "model.arch=resnet_18"], r"not a torchvision classifier; did you mean resnet18"),
-    (["model=timm", "model.arch=pit_ti_224"], r"timm's pit_ti_224 has no block grouping .*model.blocks=\[\.\.\.\]"),
     (["model=timm", "model.arch=test_resnet", "model.blocks=[conv1+bn1,layer1,layer2,layer3]"],
      r"parameter layer4\.0\.conv1\.weight is in no block and not in the head"),
     (["model=timm", "model.arch=test_resnet", "model.blocks=[conv1+bn1,layer1,layer1.0,layer2,layer3,layer4]"],
@@ -184,7 +262,7 @@ def test_weights_of_another_size_or_architecture_name_the_first_block_that_diffe
                                         r"model \[1, 10, 64\]\).*trained on 160 px images and the dataset gives 24 px"):
         execute(cfg, tmp_path / "XnB2")
     other = smoke_cfg(*TIMM_RESNET, "treatment=external", "n=2", f"source.weights={path}")
-    with pytest.raises(UserError, match=r"block 1 'stem' differs \(the source has no such block\)"):
+    with pytest.raises(UserError, match=r"holds another model's weights"):
         execute(other, tmp_path / "XnB2-resnet")
 
 

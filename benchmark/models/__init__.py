@@ -9,10 +9,10 @@ import importlib
 import pkgutil
 
 from benchmark.models.net import ChainNet, TransferNet
-from benchmark.models.registry import (block_names, build_model, model_blocks, model_label, pretrained_state,
+from benchmark.models.registry import (block_names, build_model, model_label, pretrained_state,
                                        register, to_our_layout, weights_preprocessing)
 
-__all__ = ["ChainNet", "TransferNet", "block_names", "build_model", "model_blocks", "model_label",
+__all__ = ["ChainNet", "TransferNet", "block_names", "build_model", "model_label",
            "pretrained_state", "register", "to_our_layout", "weights_preprocessing"]
 
 for _module in pkgutil.iter_modules(__path__):

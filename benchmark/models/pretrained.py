@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import torch
 from omegaconf import DictConfig
 
-from benchmark.data.preprocessing import Preprocessing
+from benchmark.preprocessing import Preprocessing
 from benchmark.errors import UserError
 
 State = dict[str, torch.Tensor]
@@ -29,8 +29,9 @@ Rename = Callable[[str, DictConfig], str | None]
 class Weights(Protocol):
     """An architecture's pretrained weights."""
 
-    def state(self, cfg: DictConfig, name: str) -> State:
-        """The weights called ``name`` in our layout (downloaded when not cached)."""
+    def state(self, cfg: DictConfig, name: str, image_size: int) -> State:
+        """The weights called ``name`` in our layout for a model built for ``image_size`` px
+        inputs (downloaded when not cached)."""
 
     def preprocessing(self, cfg: DictConfig, name: str) -> Preprocessing:
         """What the weights ``name`` were trained on (known without downloading them)."""
@@ -60,7 +61,7 @@ class TorchvisionWeights:
     torchvision_name: Callable[[DictConfig], str | None]
     rename: Rename
 
-    def state(self, cfg: DictConfig, name: str) -> State:
+    def state(self, cfg: DictConfig, name: str, image_size: int) -> State:
         spec = self._enum(cfg, name)
         try:
             state = spec.get_state_dict(progress=False)

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig
 
-from benchmark.data import nominal_image_size
-from benchmark.data.preprocessing import Preprocessing
+from benchmark.preprocessing import Preprocessing
 from benchmark.errors import UserError
 from benchmark.models.net import TransferNet
 from benchmark.models.pretrained import OUR_PREFIXES, State, Weights
@@ -72,10 +71,11 @@ def to_our_layout(cfg: DictConfig, state: Mapping[str, torch.Tensor]) -> State:
     return _weights(cfg).to_ours(cfg, state)
 
 
-def pretrained_state(cfg: DictConfig, name: str) -> State:
-    """The pretrained weights ``name`` of ``model=cfg.name``, in our layout (downloaded when the
+def pretrained_state(cfg: DictConfig, name: str, image_size: int) -> State:
+    """The pretrained weights ``name`` of ``model=cfg.name`` built for ``image_size`` px inputs, in
+    our layout (downloaded when the
     zoo's cache lacks them; offline, one error naming the file to fetch)."""
-    return _weights(cfg).state(cfg, name)
+    return _weights(cfg).state(cfg, name, image_size)
 
 
 def weights_preprocessing(cfg: DictConfig, name: str) -> Preprocessing:
@@ -105,8 +105,3 @@ def block_names(cfg: DictConfig, image_size: int) -> list[str]:
     except Exception:  # noqa: BLE001 (a wrong setting fails again below, as one UserError)
         return build_model(cfg, 1, image_size).block_names
 
-
-def model_blocks(cfg: DictConfig) -> list[str]:
-    """The run config's model's transferable blocks (its depth L is their number), known before
-    any data is loaded or weight allocated: what ``n`` ranges over."""
-    return block_names(cfg.model, nominal_image_size(cfg.dataset))

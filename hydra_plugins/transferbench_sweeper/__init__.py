@@ -31,8 +31,8 @@ from hydra.core.override_parser.types import Override
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig
 
+from benchmark.blocks import model_blocks
 from benchmark.errors import UserError, exit_with
-from benchmark.models import model_blocks
 from benchmark.protocol import (EVERY_LAYER, check_layer, combination_problem, every_layer,
                                 not_a_layer, treatment_named)
 from benchmark.sweep.launcher_errors import GuardedLauncher, guarded
