@@ -4,11 +4,14 @@ many seeds, each finding lands on its documented verdict at true effects 0, marg
 2 x margin."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 from omegaconf import OmegaConf
+
+from conftest import REPO
 
 from benchmark.analysis import default_findings
 from benchmark.analysis.calibrate import (DEFAULT_CONFIG, EQUIVALENCE, FINDINGS, THREE_REGIONS, load_calibration,
@@ -172,3 +175,21 @@ def test_each_rule_of_the_calibration_file_passes_its_example_and_refuses_its_ba
         parent = OmegaConf.select(node, path.rpartition(".")[0]) if "." in path else node
         assert check.ok(check.example, parent), path
         assert check.bad is None or not check.ok(check.bad, parent), path
+
+
+def test_the_docs_table_is_what_the_simulation_gives():
+    """docs/calibration.md's table comes from docs/calibration.json; one of its cells, simulated
+    again from its own random stream (seed, finding, seeds, effect), gives the same counts."""
+    kept = json.loads((REPO / "docs" / "calibration.json").read_text())
+    cell = next(c for c in kept["cells"] if (c["finding"], c["seeds"], c["multiple"]) == (2, 3, 0.5))
+    config = load_calibration()
+    again = simulate_cell(2, 0.5, 3, config, SETTINGS, kept["config"]["sims"],
+                          np.random.default_rng([kept["seed"], 2, 3, 500]))
+    assert again.counts == cell["counts"]
+    assert kept["settings"] == dataclasses.asdict(SETTINGS)
+    page = (REPO / "docs" / "calibration.md").read_text()
+    section = page.split("Finding 2 (")[1].split("Finding 3 (")[0]
+    row = next(line for line in section.splitlines() if line.startswith("| margin/2 | 1 | 3 |"))
+    cells = [c.strip().strip("*") for c in row.strip("|").split("|")]
+    shown = dict(zip(("holds", "real but small", "contradicted", "inconclusive"), cells[4:8]))
+    assert {v: int(text.split(":")[0]) for v, text in shown.items()} == {v: cell["counts"][v] for v in shown}

@@ -46,7 +46,8 @@ from benchmark.config import compose_config
 from benchmark.data import split_classes
 from benchmark.data.classlists import ilsvrc_wnids, imagenet_families
 from benchmark.errors import UserError
-from benchmark.models import model_blocks, model_label
+from benchmark.blocks import model_blocks
+from benchmark.models import model_label
 from benchmark.protocol import (BASE_TREATMENT, RANDOM_CONTROL, SELFFER, SERIES_BY_KEY, TRANSFER, layer_name,
                                 run_label, source_half)
 from benchmark.reference import load_reference
