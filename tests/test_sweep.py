@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import base_trainings, run_cli, sweep_numbers
+from benchmark.analysis import verdict_label
 from hydra_plugins.transferbench_sweeper import waves
 from wandb_records import summary_and_run
 
@@ -69,7 +70,10 @@ def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
     result = json.loads((sweep / "AnB+2-seed0" / "result.json").read_text())
     assert float(values["top1"]) == result["metrics"]["top1"]
     summary_run = next((sweep / "summary" / "wandb").glob("offline-run-*/run-*.wandb"))
-    assert summary_and_run(summary_run)[1]["job_type"] == "summary"
+    logged, summary_job = summary_and_run(summary_run)
+    assert summary_job["job_type"] == "summary"
+    for finding in summary["findings"]["findings"]:  # W&B carries each verdict as findings.md prints it
+        assert json.loads(logged[f"finding{finding['id']}"]) == verdict_label(finding)
 
     # an interrupted sweep: one run lost, one result corrupt -> only those two run again
     (sweep / "AnB5-seed0" / "result.json").unlink()

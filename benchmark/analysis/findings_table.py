@@ -61,6 +61,9 @@ def verdict_text(finding: dict) -> str:
     decision = finding.get("decision")
     if not decision or not decision.get("towards"):
         return f"{INCONCLUSIVE}{provisional} (the estimate lies on a bound: no number of seeds decides it)"
+    if decision["range"][0] is None:
+        return (f"{INCONCLUSIVE}{provisional} (towards {decision['towards']}: over {decision['limit']} seeds at "
+                "the estimate and across its 95% CI)")
     low, high = (_seeds(units, decision["limit"]) for units in decision["range"])
     return (f"{INCONCLUSIVE}{provisional} (towards {decision['towards']}: "
             f"{_seeds(decision['seeds'], decision['limit'])} seeds at the estimate, {low} to {high} across "
