@@ -179,7 +179,8 @@ def test_the_region_table_names_every_finding_with_its_margins():
         assert f"\n| {i} | " in table
     assert "dip_points 2:" in table and "between 0.25 and 1" in table and "some layer under 2.5 (Holm)" in table
     from conftest import REPO
-    assert table in (REPO / "docs" / "verdicts.md").read_text(), "docs/verdicts.md: paste regions_table()"
+    for page in ("verdicts.md", "validation.md"):
+        assert table in (REPO / "docs" / page).read_text(), f"docs/{page}: paste regions_table()"
 
 
 def test_estimate_and_p_shown_come_from_the_same_test_on_the_same_row():
