@@ -106,11 +106,6 @@ def test_every_finding_holds_on_the_papers_shape(tmp_path):
     assert "| 2 | BnB dips below baseB" in text and HOLDS in text
 
 
-def wide(shift: float, amplitude: float = 6.0) -> Callable[[int, int], float]:
-    """A series at ``shift`` points from the base with a wide per-seed spread."""
-    return lambda n, s: base(s) + shift + noise(s, n, amplitude)
-
-
 MANY = range(28)  # seeds: the wobble's period (7) four times, so it averages to exactly 0
 
 

@@ -30,7 +30,7 @@ from benchmark.analysis.findings import findings_settings, test_findings
 from benchmark.analysis.simulate import Effects, simulate_sweep
 from benchmark.config import CONFIG_DIR
 from benchmark.errors import UserError, exit_with
-from benchmark.protocol import (CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_ENOUGH_RUNS, RANDOM_CONTROL, SELFFER,
+from benchmark.protocol import (CONTRADICTED, HOLDS, NOT_ENOUGH_RUNS, RANDOM_CONTROL, SELFFER,
                                 SELFFER_TUNED, SMALL, TRANSFER, TRANSFER_TUNED, VERDICTS)
 from benchmark.schema import validate
 from benchmark.schema.analysis import FindingsSettings

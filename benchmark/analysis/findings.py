@@ -24,7 +24,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from benchmark.analysis.curve import Table, is_usable, lookup, paired_differences, role_table
+from benchmark.analysis.curve import Table, is_usable, paired_differences, role_table
 from benchmark.analysis.findings_table import format_interval, format_p
 from benchmark.analysis.stats import describe, holm, slope
 from benchmark.analysis.verdict import (GREATER, Regions, Row, Test, at_least, both, decide, one_sample_row,

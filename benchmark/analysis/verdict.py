@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from benchmark.analysis.findings_table import format_interval, format_p
+from benchmark.analysis.findings_table import format_interval
 from benchmark.analysis.stats import describe, holm, one_sample_p, one_sided_power, unpaired_test
 from benchmark.protocol import CONTRADICTED, HOLDS, INCONCLUSIVE, SMALL
 
@@ -279,7 +279,6 @@ def _power(test: Test, units: np.ndarray, level: float, shift: Callable[[Row], f
     return one_sided_power(offset if test.side == GREATER else -offset, row.spread, units, level)
 
 
-def rows_text(rows: Sequence[Row], test: Test | None = None) -> str:
-    """Each row's estimate [95% CI]; with a test, that row's p-value of it."""
-    return "; ".join(f"{r.text()}" + (f" (p {test.describe()}: {format_p(r.test(test.bound, test.side))})"
-                                      if test else "") for r in rows)
+def rows_text(rows: Sequence[Row]) -> str:
+    """Each row's estimate [95% CI]."""
+    return "; ".join(r.text() for r in rows)
