@@ -305,9 +305,9 @@ def _layer_mean(c: _Context, role: str, reference: str, layers: list[int], less:
     for n in layers:
         ahead = c.differences(role, reference, n)
         behind = c.differences(less, reference, n) if less else dict.fromkeys(ahead, 0.0)
-        for u in ahead.keys() & behind.keys():
+        for u in sorted(ahead.keys() & behind.keys(), key=str):  # one order in every process
             per_unit.setdefault(u, []).append(ahead[u] - behind[u])
-    means = [float(np.mean(v)) for v in per_unit.values()]
+    means = [float(np.mean(per_unit[u])) for u in sorted(per_unit, key=str)]
     name = f"{role} - {less or reference}, mean over n"
     return [one_sample_row(name, means)] if means else []
 
