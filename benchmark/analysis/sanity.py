@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from benchmark.analysis.curve import HISTORY_METRIC, is_usable, paired_differences, role_table
+from benchmark.analysis.curve import HISTORY_METRIC, Table, is_usable, paired_differences, role_table
 from benchmark.analysis.findings import FindingsSettings, points_scale
 from benchmark.analysis.stats import holm, paired
 from benchmark.protocol import BASE, SELFFER, SELFFER_TUNED, TREATMENTS
@@ -91,8 +91,7 @@ def _selffer_beats_base(results: list[RunRecord], metric: str, s: FindingsSettin
     ns = sorted(table.get(SELFFER, {}))
     if scale is None or not ns:
         return []
-    diffs = [d * scale for d in paired_differences(table, SELFFER, BASE, ns[0]).values()]
-    test = paired(diffs, s.above_points, "greater")
+    test = _excess(table, SELFFER, ns[0], scale, s)
     if test["p"] is None or test["p"] >= s.alpha:
         return []
     return [f"BnB at n={ns[0]} is above baseB by {test['mean']:+.2f} points (more than {s.above_points:g}, "
@@ -109,8 +108,7 @@ def _second_cycle(results: list[RunRecord], metric: str, s: FindingsSettings) ->
     ns = sorted(table.get(SELFFER_TUNED, {}))
     if scale is None or not ns:
         return []
-    tests = {n: paired([d * scale for d in paired_differences(table, SELFFER_TUNED, BASE, n).values()],
-                       s.above_points, "greater") for n in ns}
+    tests = {n: _excess(table, SELFFER_TUNED, n, scale, s) for n in ns}
     shown = [(n, tests[n], p) for n, p in zip(ns, holm([t["p"] for t in tests.values()]))
              if p is not None and p < s.alpha]
     if not shown:
@@ -120,3 +118,10 @@ def _second_cycle(results: list[RunRecord], metric: str, s: FindingsSettings) ->
             "on a trained base's blocks beats the base itself, so baseB is not the ceiling the fine-tuned "
             "findings compare against (AnB+ - BnB+ in finding 4's detail separates transfer's boost from "
             "this gain); train the bases longer (train.epochs=...) in a new sweep directory"]
+
+
+def _excess(table: Table, role: str, n: int, scale: float, s: FindingsSettings) -> dict:
+    """The one-sided paired test of ``role`` at layer n above baseB by more than ``above_points``
+    (per split, in points)."""
+    return paired([d * scale for d in paired_differences(table, role, BASE, n).values()], s.above_points,
+                  "greater")

@@ -76,15 +76,17 @@ class Test:
     def p(self) -> float | None:
         return self.row.test(self.bound, self.side)
 
+    def offset(self, mean: float) -> float:
+        """How far ``mean`` lies beyond the bound, on the test's side (negative: short of it)."""
+        return mean - self.bound if self.side == GREATER else self.bound - mean
+
     def beyond(self, mean: float) -> bool:
         """Whether a mean lies beyond the bound (on the test's side)."""
-        return mean > self.bound if self.side == GREATER else mean < self.bound
+        return self.offset(mean) > 0
 
     def reach(self) -> float:
-        """How far the row's mean lies beyond the bound, on the test's side (-inf: no mean)."""
-        if self.row.mean is None:
-            return -math.inf
-        return self.row.mean - self.bound if self.side == GREATER else self.bound - self.row.mean
+        """How far the row's mean lies beyond the bound (-inf: no mean)."""
+        return -math.inf if self.row.mean is None else self.offset(self.row.mean)
 
     def describe(self) -> str:
         return f"{'>' if self.side == GREATER else '<'} {self.bound:+.2f}"
@@ -275,8 +277,7 @@ def _power(test: Test, units: np.ndarray, level: float, shift: Callable[[Row], f
     row = test.row
     if row.mean is None or not row.spread:
         return np.zeros(units.shape)
-    offset = row.mean + shift(row) - test.bound
-    return one_sided_power(offset if test.side == GREATER else -offset, row.spread, units, level)
+    return one_sided_power(test.offset(row.mean + shift(row)), row.spread, units, level)
 
 
 def rows_text(rows: Sequence[Row]) -> str:
