@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.analysis import aggregate, findings_text
+from benchmark.analysis import aggregate, compare_sweeps, findings_text
 from benchmark.analysis.keep import MAX_BYTES, PROVENANCE, REPORTS, keep_sweep
 from benchmark.config_reference import PAGE, reference_page
 from conftest import REPO
@@ -91,16 +91,32 @@ def test_a_kept_sweep_re_aggregates_to_its_kept_reports(kept, tmp_path):
 def test_every_quoted_number_is_what_its_kept_sweep_gives(tmp_path):
     quotes = yaml.safe_load(QUOTED.read_text()) or []
     assert quotes, "docs/sweeps/quoted.yaml lists no quoted number"
-    summaries = {}
+    sources = {}
     for quote in quotes:
-        kept = DOCS / "sweeps" / quote["sweep"]
-        if quote["sweep"] not in summaries:
-            copy = _re_aggregated(kept, tmp_path / quote["sweep"])
-            summaries[quote["sweep"]] = json.loads((copy / "summary.json").read_text())
-        value = _at(summaries[quote["sweep"]], quote["summary"])
-        assert quote["format"].format(value) == quote["quoted"], quote
+        data, paths = _quoted_source(quote, sources, tmp_path)
+        values = [_at(data, path) for path in (paths if isinstance(paths, list) else [paths])]
+        assert quote["format"].format(*values) == quote["quoted"], quote
         assert quote["quoted"] in (REPO / quote["page"]).read_text(), \
             f"{quote['page']} no longer quotes {quote['quoted']!r}: update docs/sweeps/quoted.yaml"
+
+
+def _quoted_source(quote: dict, sources: dict, tmp_path: Path) -> tuple[dict, str | list]:
+    """What a quote reads, made once per source: the summary.json of one kept sweep re-aggregated
+    (``sweep``, ``summary``), or cheap_answer.json of kept sweeps re-aggregated and compared
+    (``compared``, ``cheap_answer``), as python -m benchmark.analysis DIR DIR ... writes it."""
+    if "compared" in quote:
+        names = tuple(quote["compared"])
+        if names not in sources:
+            work = tmp_path / "-".join(names)
+            copies = [_re_aggregated(DOCS / "sweeps" / name, work) for name in names]
+            summaries = [json.loads((copy / "summary.json").read_text()) for copy in copies]
+            paths = compare_sweeps(copies, work / "comparison", summaries=summaries)
+            sources[names] = json.loads(paths["cheap_answer_json"].read_text())
+        return sources[names], quote["cheap_answer"]
+    if quote["sweep"] not in sources:
+        copy = _re_aggregated(DOCS / "sweeps" / quote["sweep"], tmp_path / quote["sweep"])
+        sources[quote["sweep"]] = json.loads((copy / "summary.json").read_text())
+    return sources[quote["sweep"]], quote["summary"]
 
 
 def test_keeping_a_sweep_copies_its_small_outputs_and_never_a_network(tmp_path):
@@ -124,8 +140,9 @@ def _re_aggregated(kept: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def _at(data, path: str):
-    """The value at dotted ``path`` of ``data`` (a number in the path indexes a list)."""
-    for part in path.split("."):
+def _at(data, path: str | list):
+    """The value at ``path`` of ``data``: dotted (a number in the path indexes a list), or a list of
+    keys where a key holds a dot."""
+    for part in (path if isinstance(path, list) else path.split(".")):
         data = data[int(part)] if isinstance(data, list) else data[part]
     return data
