@@ -21,6 +21,7 @@ KEPT = sorted(p.parent for p in (DOCS / "sweeps").glob(f"*/{PROVENANCE}"))
 QUOTED = DOCS / "sweeps" / "quoted.yaml"
 README_LIMIT = 220  # lines: the README is read in five minutes; the rest is in docs/
 DEMO_FIGURE = "docs/img/generality-demo.png"
+ZOO_COVERAGE = DOCS / "zoo" / "coverage.jsonl"  # the rows docs/zoo.md shows
 
 
 def test_the_site_builds_strictly(tmp_path):
@@ -67,6 +68,19 @@ def test_no_page_names_an_internal_issue_or_its_history():
     for page in DOCS.glob("*.md"):
         if page.name not in lead_owned:
             assert not re.search(r"\bissue \d+|Before 20\d\d-", page.read_text()), page.name
+
+
+def test_the_zoo_page_shows_the_kept_coverage_rows():
+    """docs/zoo.md shows the summary and the table scripts/zoo_coverage.py prints from the kept rows,
+    and docs/models.md counts the families they cover."""
+    printed = subprocess.run([sys.executable, str(REPO / "scripts" / "zoo_coverage.py"), "--out", str(ZOO_COVERAGE),
+                              "--table"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    summary, table = printed.stdout.strip().split("\n\n", 1)
+    assert f"{summary}." in (DOCS / "zoo.md").read_text() and table in (DOCS / "zoo.md").read_text(), \
+        "docs/zoo.md is stale: paste python scripts/zoo_coverage.py --out docs/zoo/coverage.jsonl --table"
+    families = {json.loads(line)["family"] for line in ZOO_COVERAGE.read_text().splitlines()}
+    assert f"timm's {len(families)} families" in (DOCS / "models.md").read_text()
 
 
 @pytest.mark.parametrize("kept", KEPT, ids=[k.name for k in KEPT])
