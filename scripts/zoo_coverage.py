@@ -5,11 +5,12 @@ blocks of another init of itself, frozen, and trained one SGD step; the step mus
 blocks' parameters and buffers bit-identical and move a trainable one. A model that refuses a
 size must do so with one error line (a UserError), which counts as a failure all the same.
 
-One JSON line per (family, size) goes to --out (resumable: rows already there are skipped);
---table prints the markdown table and summary of a finished --out.
+One JSON line per (family, size) goes to --out (resumable: rows already there are skipped), with
+the timm version and the date that measured it; --table prints the markdown table and summary of a
+finished --out (docs/zoo/coverage.jsonl is the one docs/zoo.md shows; a test checks the page).
 
-    python scripts/zoo_coverage.py --out /work/zoo_out/coverage.jsonl
-    python scripts/zoo_coverage.py --out /work/zoo_out/coverage.jsonl --table
+    python scripts/zoo_coverage.py --out zoo_coverage.jsonl
+    python scripts/zoo_coverage.py --out docs/zoo/coverage.jsonl --table
 """
 from __future__ import annotations
 
@@ -87,7 +88,7 @@ def check(family: str, arch: str, size_name: str) -> dict:
     """One row: whether ``arch`` lists, builds, copies, freezes and trains at ``size_name``."""
     size = native_size(arch) if size_name == "native" else int(size_name)
     row = {"family": family, "arch": arch, "size": size_name, "px": size, "granularity": "", "blocks": 0,
-           "list_s": None, "status": "ok"}
+           "list_s": None, "status": "ok", "timm": timm.__version__, "date": date.today().isoformat()}
     try:
         row["granularity"], blocks, row["list_s"] = listed(arch, size)
         row["blocks"] = len(blocks)
@@ -124,16 +125,26 @@ def table(rows: list[dict]) -> str:
 
 
 def summary(rows: list[dict]) -> str:
+    """One line: the share of families that pass at each size, of those measured at it (a size not
+    measured for every family says for how many it was), with the timm versions and dates of the rows."""
+    families = len({r["family"] for r in rows})
     parts = []
     for size in SIZES:
         at = [r for r in rows if r["size"] == size and r["status"] != NO_MEMORY]
         ok = sum(r["status"] == "ok" for r in at)
         unmeasured = sum(r["size"] == size and r["status"] == NO_MEMORY for r in rows)
+        measured = len({r["family"] for r in rows if r["size"] == size})
         parts.append(f"{size} px: {ok} of {len(at)} ({100 * ok / max(len(at), 1):.1f}%)"
-                     + (f", {unmeasured} not measured (memory)" if unmeasured else ""))
+                     + (f", {unmeasured} not measured (memory)" if unmeasured else "")
+                     + (f", measured for {measured} of the {families} families so far" if measured < families else ""))
     tracebacks = sum(r["status"].startswith("traceback") for r in rows)
-    return (f"timm {timm.__version__}, {date.today().isoformat()}: families that partition, build and train one "
-            f"step at {'; '.join(parts)}; failures that are not one error line: {tracebacks}")
+    return (f"timm {_recorded(rows, 'timm')}, {_recorded(rows, 'date')}: families that partition, build and "
+            f"train one step at {'; '.join(parts)}; failures that are not one error line: {tracebacks}")
+
+
+def _recorded(rows: list[dict], key: str) -> str:
+    """The values of ``key`` the rows recorded, in order ("not recorded" for rows written without it)."""
+    return ", ".join(sorted({str(r.get(key) or "not recorded") for r in rows}))
 
 
 def main() -> None:

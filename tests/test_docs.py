@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchmark.analysis import aggregate, findings_text
+from benchmark.analysis import aggregate, compare_sweeps, findings_text
 from benchmark.analysis.keep import MAX_BYTES, PROVENANCE, REPORTS, keep_sweep
 from benchmark.config_reference import PAGE, reference_page
 from conftest import REPO
@@ -21,6 +21,7 @@ KEPT = sorted(p.parent for p in (DOCS / "sweeps").glob(f"*/{PROVENANCE}"))
 QUOTED = DOCS / "sweeps" / "quoted.yaml"
 README_LIMIT = 220  # lines: the README is read in five minutes; the rest is in docs/
 DEMO_FIGURE = "docs/img/generality-demo.png"
+ZOO_COVERAGE = DOCS / "zoo" / "coverage.jsonl"  # the rows docs/zoo.md shows
 
 
 def test_the_site_builds_strictly(tmp_path):
@@ -69,6 +70,19 @@ def test_no_page_names_an_internal_issue_or_its_history():
             assert not re.search(r"\bissue \d+|Before 20\d\d-", page.read_text()), page.name
 
 
+def test_the_zoo_page_shows_the_kept_coverage_rows():
+    """docs/zoo.md shows the summary and the table scripts/zoo_coverage.py prints from the kept rows,
+    and docs/models.md counts the families they cover."""
+    printed = subprocess.run([sys.executable, str(REPO / "scripts" / "zoo_coverage.py"), "--out", str(ZOO_COVERAGE),
+                              "--table"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    summary, table = printed.stdout.strip().split("\n\n", 1)
+    assert f"{summary}." in (DOCS / "zoo.md").read_text() and table in (DOCS / "zoo.md").read_text(), \
+        "docs/zoo.md is stale: paste python scripts/zoo_coverage.py --out docs/zoo/coverage.jsonl --table"
+    families = {json.loads(line)["family"] for line in ZOO_COVERAGE.read_text().splitlines()}
+    assert f"timm's {len(families)} families" in (DOCS / "models.md").read_text()
+
+
 @pytest.mark.parametrize("kept", KEPT, ids=[k.name for k in KEPT])
 def test_a_kept_sweep_holds_only_small_outputs(kept):
     files = [p for p in kept.rglob("*") if p.is_file()]
@@ -91,16 +105,32 @@ def test_a_kept_sweep_re_aggregates_to_its_kept_reports(kept, tmp_path):
 def test_every_quoted_number_is_what_its_kept_sweep_gives(tmp_path):
     quotes = yaml.safe_load(QUOTED.read_text()) or []
     assert quotes, "docs/sweeps/quoted.yaml lists no quoted number"
-    summaries = {}
+    sources = {}
     for quote in quotes:
-        kept = DOCS / "sweeps" / quote["sweep"]
-        if quote["sweep"] not in summaries:
-            copy = _re_aggregated(kept, tmp_path / quote["sweep"])
-            summaries[quote["sweep"]] = json.loads((copy / "summary.json").read_text())
-        value = _at(summaries[quote["sweep"]], quote["summary"])
-        assert quote["format"].format(value) == quote["quoted"], quote
+        data, paths = _quoted_source(quote, sources, tmp_path)
+        values = [_at(data, path) for path in (paths if isinstance(paths, list) else [paths])]
+        assert quote["format"].format(*values) == quote["quoted"], quote
         assert quote["quoted"] in (REPO / quote["page"]).read_text(), \
             f"{quote['page']} no longer quotes {quote['quoted']!r}: update docs/sweeps/quoted.yaml"
+
+
+def _quoted_source(quote: dict, sources: dict, tmp_path: Path) -> tuple[dict, str | list]:
+    """What a quote reads, made once per source: the summary.json of one kept sweep re-aggregated
+    (``sweep``, ``summary``), or cheap_answer.json of kept sweeps re-aggregated and compared
+    (``compared``, ``cheap_answer``), as python -m benchmark.analysis DIR DIR ... writes it."""
+    if "compared" in quote:
+        names = tuple(quote["compared"])
+        if names not in sources:
+            work = tmp_path / "-".join(names)
+            copies = [_re_aggregated(DOCS / "sweeps" / name, work) for name in names]
+            summaries = [json.loads((copy / "summary.json").read_text()) for copy in copies]
+            paths = compare_sweeps(copies, work / "comparison", summaries=summaries)
+            sources[names] = json.loads(paths["cheap_answer_json"].read_text())
+        return sources[names], quote["cheap_answer"]
+    if quote["sweep"] not in sources:
+        copy = _re_aggregated(DOCS / "sweeps" / quote["sweep"], tmp_path / quote["sweep"])
+        sources[quote["sweep"]] = json.loads((copy / "summary.json").read_text())
+    return sources[quote["sweep"]], quote["summary"]
 
 
 def test_keeping_a_sweep_copies_its_small_outputs_and_never_a_network(tmp_path):
@@ -124,8 +154,9 @@ def _re_aggregated(kept: Path, tmp_path: Path) -> Path:
     return copy
 
 
-def _at(data, path: str):
-    """The value at dotted ``path`` of ``data`` (a number in the path indexes a list)."""
-    for part in path.split("."):
+def _at(data, path: str | list):
+    """The value at ``path`` of ``data``: dotted (a number in the path indexes a list), or a list of
+    keys where a key holds a dot."""
+    for part in (path if isinstance(path, list) else path.split(".")):
         data = data[int(part)] if isinstance(data, list) else data[part]
     return data
