@@ -283,6 +283,25 @@ def test_finding_5_across_a_random_and_a_dissimilar_sweep(tmp_path):
         assert verdict in again["markdown"].read_text().split("across the sweeps")[1], name
 
 
+def test_the_comparison_sets_each_sweep_s_own_verdicts_side_by_side(tmp_path):
+    """One row per sweep: its baseB and each finding's verdict as its own findings.md gives it
+    (sanity gating included), the grid docs/validation.md compares recipes and worlds with."""
+    sweeps = [make_sweep(tmp_path / "a"), make_sweep(tmp_path / "b", with_changes(
+        BnB=lambda n, s: paper("BnB", n, s) + (3.0 if n == 1 else 0.0)))]  # a base beaten: provisional
+    markdown = compare_sweeps(sweeps, tmp_path / "out")["markdown"].read_text()
+    grid = markdown.split("## Verdicts side by side")[1].split("\n## ")[0]
+    rows = [line for line in grid.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(rows) == 2
+    for row, sweep in zip(rows, sweeps):
+        summary = aggregate(sweep).summary
+        cells = row.split(" | ")
+        assert cells[1].startswith(f"{100 * summary['base']['mean']:.2f} [")
+        assert [c.split(" (")[0].split(",")[0] for c in cells[2:]] == [
+            f["verdict"] for f in summary["findings"]["findings"]]
+        assert ("(provisional)" in row) == any(f.get("provisional") for f in summary["findings"]["findings"])
+    assert "(provisional)" in rows[1]
+
+
 def test_cli_compares_sweeps_and_prints_findings(tmp_path, capsys):
     random = make_sweep(tmp_path / "a")
     family = make_sweep(tmp_path / "b", split="family")

@@ -17,7 +17,8 @@ from benchmark.analysis.curve import build_summary, metric_label
 from benchmark.analysis.export import write_text
 from benchmark.analysis.figure import RC, XLABEL
 from benchmark.analysis.findings import FindingsSettings, test_findings
-from benchmark.analysis.findings_table import findings_rows
+from benchmark.analysis.findings_table import findings_rows, verdict_grid
+from benchmark.analysis.sanity import gate, sanity_checks
 from benchmark.analysis.stats import ci_half_width
 from benchmark.protocol import SELFFER, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED
 from benchmark.store.atomic import atomic_write
@@ -65,9 +66,12 @@ def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Findi
     summaries = [build_summary(sweep.results, metric) for sweep in sweeps]
     png, pdf = plot_comparison(summaries, [s.label for s in sweeps], out_dir / "comparison")
     pooled = test_findings([r for sweep in sweeps for r in sweep.results], metric, settings)
-    lines = ["# Sweeps compared", ""]
-    for sweep in sweeps:
-        block = test_findings(sweep.results, metric, settings)
+    blocks = [gate(test_findings(sweep.results, metric, settings), sanity_checks(sweep.results, metric, settings))
+              for sweep in sweeps]
+    lines = ["# Sweeps compared", "", "## Verdicts side by side", "",
+             verdict_grid([s.label for s in sweeps],
+                          [summary | {"findings": block} for summary, block in zip(summaries, blocks)]), ""]
+    for sweep, block in zip(sweeps, blocks):
         lines += [f"## {sweep.label} ({sweep.path})", "", findings_rows(block["findings"]), ""]
     across = [f for f in pooled["findings"] if f["id"] == 5]
     lines += ["## Finding 5 across the sweeps", "", findings_rows(across), ""]

@@ -48,6 +48,29 @@ def findings_rows(findings: list[dict]) -> str:
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
 
 
+def verdict_grid(labels: list[str], summaries: list[dict]) -> str:
+    """Several sweeps' verdicts side by side: one row per sweep (its label, baseB with its 95% CI,
+    then each finding's verdict and headline estimate), as docs/validation.md compares recipes and
+    worlds."""
+    ids = [f["id"] for f in summaries[0]["findings"]["findings"]]
+    rows = [("sweep", "baseB (%)", *(f"finding {i}" for i in ids)), ("---",) * (len(ids) + 2)]
+    for label, summary in zip(labels, summaries):
+        base = summary["base"]
+        level = format_interval(100 * base["mean"], [100 * c for c in base["ci95"]] if base.get("ci95") else None)
+        rows.append((label, level.replace("+", ""), *map(_grid_cell, summary["findings"]["findings"])))
+    return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def _grid_cell(finding: dict) -> str:
+    """``holds (n=1: +0.90)``; an inconclusive verdict with the region it leans towards."""
+    towards = (finding.get("decision") or {}).get("towards")
+    label = verdict_label(finding) + (f", towards {towards}" if towards else "")
+    if finding["estimate"] is None:
+        return label
+    estimate = format_interval(finding["estimate"], None)
+    return f"{label} ({finding['row']}: {estimate})" if finding.get("row") else f"{label} ({estimate})"
+
+
 def verdict_label(finding: dict) -> str:
     """The verdict, marked provisional where a sanity check says so."""
     return finding["verdict"] + (" (provisional)" if finding.get("provisional") else "")
