@@ -675,6 +675,8 @@ def patched_environ(**values: str):
 def measure_recipes(names: Sequence[str], overrides: Sequence[str], steps: int, repeats: int,
                     compile_lever: bool) -> dict:
     """The recipes side by side and the levers on the last one (the new recipe)."""
+    for name in names:  # every preset composes before any is measured
+        composed([f"experiment={name}", *overrides])
     recipes = [RecipeEpochs(build_recipe(name, overrides, steps)) for name in names]
     new = recipes[-1]
     levers = InProcessLevers(new, recipes[0].recipe, overrides, steps)
