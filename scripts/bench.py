@@ -3,6 +3,7 @@
     python scripts/bench.py [hydra overrides ...] [--out bench.json] [--steps N] [--repeats R]
                             [--imagenet-root DIR]
     python scripts/bench.py dataset=cifar10 data.root=DIR model.width=32
+    python scripts/bench.py --recipes demo_long,demo [--compile] [hydra overrides ...]
 
 The overrides compose the same config a run gets (``conf/``, defaults: convnet8 on the
 synthetic data); the timed images are the first ``steps x train.batch_size`` training
@@ -45,6 +46,32 @@ What is measured (the keys of bench.json):
   to the half's training images, times ``train.epochs``). The probe-only curve of a source
   should cost at most one base training (target <= 1/3).
 - ``peak_rss_mb``, ``peak_gpu_mb`` (null on CPU), ``device``, ``torch``, ``overrides``.
+
+With ``--recipes A,B,...`` (presets of ``conf/experiment``, the overrides applied to each, every
+one on one thread as a sweep's parallel launcher runs its jobs) bench.json holds instead, besides
+the last five keys, all timed together in one process:
+
+- ``recipes[name]``: ``network_s``, seconds to train the preset's base network (the timed epoch
+  scaled to the target half's training images, times ``train.epochs``, plus its held-out
+  evaluations: every ``train.eval_every`` epochs and the last); ``sweep_s``, the seconds of every
+  network of the preset's grid as the protocol sweeper expands its ``hydra.sweeper.params``
+  (every seed; base runs once per seed, plus the other half's base network where the sweeper
+  warms it; frozen runs on the feature cache where a run would use it, with the cache's one-off
+  prefix pass, else end to end; fine-tuned runs as the base network), summed from the measured
+  epoch and evaluation times of each kind; ``seed_s`` = ``sweep_s`` / ``seeds``;
+  ``networks_per_seed``; ``utilisation`` and ``images_per_s`` of its base network as above; and
+  for every preset after the first, ``network_vs_first``, ``seed_vs_first`` and ``sweep_vs_first``
+  (medians of per-round ratios to the first preset). Data loading, process start-up and the base
+  runs' readouts are not counted.
+- ``levers``: what changes the epoch time of the last preset's base network, each with a ``note``:
+  ``channels_last`` (NCHW epoch / channels_last epoch), ``batch_size`` (the same images in
+  batches of 64, 128, 256 / at the preset's batch), ``image_size`` (time per image at the first
+  preset's image size / at the last's, and ``flop_ratio``, the same in FLOPs),
+  ``processes_vs_threads`` (images/s of one process per core, at most two, each on one thread,
+  training at once / of one process on those cores), and with ``--compile`` ``compile``
+  (steady compiled / eager epoch, and the seconds the first compiled epoch adds in a fresh
+  process with an empty ``TORCHINDUCTOR_CACHE_DIR``, ``cold_compile_s``, and in a second one
+  reading the cache the first left on disk, ``warm_compile_s``).
 """
 from __future__ import annotations
 
