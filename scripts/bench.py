@@ -119,7 +119,8 @@ from benchmark.protocol import OWN, other_half
 from benchmark.surgery import parameter_groups, prepare_target
 from benchmark.train import (TrainData, TrainJob, autocast, compiled, evaluate, evaluated_after,
                              make_optimizer, train_epoch)
-from hydra_plugins.transferbench_sweeper import POINT_KEYS, expanded_jobs, protocol_points, waves
+from hydra_plugins.transferbench_sweeper import (POINT_KEYS, WARM_SOURCES, Point, expanded_jobs,
+                                                 protocol_points, waves)
 
 DEFAULT_STEPS = 8
 DEFAULT_REPEATS = 5
@@ -420,15 +421,17 @@ class Recipe:
 
     name: str
     setup: Setup
-    jobs: list[list[str]]  # the sweeper's jobs, every seed, in its waves' order
+    jobs: list[tuple[list[str], Point]]  # the sweeper's jobs (every seed) and their points
 
     @property
     def seeds(self) -> int:
-        return max(1, len({item for job in self.jobs for item in job if item.startswith("seed=")}))
+        return max(1, len({item for job, _ in self.jobs for item in job if item.startswith("seed=")}))
 
 
-def sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
-    """The jobs the protocol sweeper launches for the preset's sweeper params (every seed)."""
+def sweep_jobs(overrides: Sequence[str]) -> list[tuple[list[str], Point]]:
+    """The jobs the protocol sweeper launches for the preset's sweeper params (every seed, a
+    base job with ``warm_sources=true`` where it also trains the other half's base network),
+    each with its point (treatment, n, finetune)."""
     cfg = composed(overrides, hydra_config=True)
     params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     grid = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)[0]
@@ -441,7 +444,9 @@ def sweep_jobs(overrides: Sequence[str]) -> list[list[str]]:
     def model_blocks_of(job: list[str]) -> tuple[str, list[str]]:  # the points never change the model
         return blocks_of(tuple(item for item in job if item.split("=", 1)[0] not in POINT_KEYS))
     points = protocol_points(expanded_jobs(grid, cfg, model_blocks_of), cfg)
-    return [job for wave in waves(points) for job in wave]
+    point_of = {tuple(job): point for job, point in points}
+    return [(job, point_of[tuple(item for item in job if item != WARM_SOURCES)])
+            for wave in waves(points) for job in wave]
 
 
 def build_recipe(name: str, overrides: Sequence[str], steps: int) -> Recipe:
@@ -499,12 +504,9 @@ class RecipeEpochs:
         totals: dict[str, float] = {}
         networks = 0
         target = self.setup.cfg.target
-        for job in self.recipe.jobs:
-            values = dict(item.split("=", 1) for item in job)
-            n = 0 if values.get("finetune") == "true" else int(values.get("n", 0))
-            runs = [(n, values.get("target", target))]
-            if values.get("warm_sources") == "true":
-                runs.append((0, other_half(values.get("target", target))))
+        for job, (_, n, finetune) in self.recipe.jobs:
+            half = dict(item.split("=", 1) for item in job).get("target", target)
+            runs = [(0 if finetune else n, half)] + ([(0, other_half(half))] if WARM_SOURCES in job else [])
             for run_n, half in runs:
                 for name, weight in self.run_weights(run_n, half).items():
                     totals[name] = totals.get(name, 0.0) + weight
@@ -562,11 +564,13 @@ class InProcessLevers:
 
     def results(self, t: Timings) -> dict[str, dict]:
         setup, sized = self.new, self.sized
-        flops = step_flops(network(sized), *sized.first_batch()) / step_flops(network(setup), *setup.first_batch())
+        flops = (step_flops(network(sized), *sized.first_batch())
+                 / step_flops(network(setup), *setup.first_batch()))
         return {
             "channels_last": {
                 "ratio": t.ratio("lever:nchw", self.base),
-                "note": "epoch time NCHW / channels_last (what runs use on CPU too); > 1: channels_last is faster"},
+                "note": "epoch time NCHW / channels_last (what runs use, on CPU too); "
+                        "> 1: channels_last is faster"},
             "batch_size": {
                 **{str(batch): t.ratio(f"lever:batch{batch}", self.base) for batch in BATCH_SIZES},
                 "note": f"epoch time (the same images) at each batch / at the recipe's batch "

@@ -20,6 +20,7 @@ from hydra.types import HydraContext
 from hydra.utils import instantiate
 
 from benchmark.config import CONFIG_DIR, compose_config
+from hydra_plugins.transferbench_sweeper import WARM_SOURCES
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "scripts" / "bench.py"
@@ -31,6 +32,7 @@ PER_N = ("frozen_epoch_ratio", "trainable_flop_fraction", "feature_cache_speedup
          "feature_cache_setup_s")
 RECIPE_KEYS = {"recipes", "levers", "peak_rss_mb", "peak_gpu_mb", "device", "torch", "overrides"}
 RECIPE_ROW = {"network_s", "seed_s", "sweep_s", "networks_per_seed", "seeds", "utilisation", "images_per_s"}
+VS_FIRST = {"network_vs_first", "seed_vs_first", "sweep_vs_first"}
 TINY = ["dataset.params.train_per_class=24", "model.width=4", "threads=1"]
 
 
@@ -88,7 +90,7 @@ def sweeper_networks(preset: str, sweep_dir: Path) -> int:
     params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     jobs = [job for wave in sweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
             for job in wave]
-    return len(jobs) + sum("warm_sources=true" in job for job in jobs)
+    return len(jobs) + sum(WARM_SOURCES in job for job in jobs)
 
 
 @pytest.mark.slow  # about 25 s on 2 busy cores, a minute on a loaded machine
@@ -101,7 +103,7 @@ def test_recipes_side_by_side(tmp_path):
     assert set(result) == RECIPE_KEYS
     assert list(result["recipes"]) == ["demo_long", "demo"]
     for name, row in result["recipes"].items():
-        expected = RECIPE_ROW | ({"network_vs_first", "seed_vs_first", "sweep_vs_first"} if name == "demo" else set())
+        expected = RECIPE_ROW | (VS_FIRST if name == "demo" else set())
         assert set(row) == expected, name
         assert all(positive(row[key]) for key in expected), row
         assert 0 < row["utilisation"] < 1

@@ -42,6 +42,7 @@ from benchmark.sweep.progress import write_plan
 log = logging.getLogger(__name__)
 
 POINT_KEYS = ("treatment", "n", "finetune", "target", "seed")  # they never change a model's blocks
+WARM_SOURCES = "warm_sources=true"  # a base job that also trains the other half's base network
 
 
 def _values(job: List[str]) -> dict[str, str]:
@@ -114,7 +115,7 @@ def waves(jobs: List[tuple[List[str], Point]]) -> List[List[List[str]]]:
     Empty waves are left out."""
     kinds = [(job, treatment_named(treatment)) for job, (treatment, _, _) in sorted(jobs, key=_longest_first)]
     warm = any(kind.needs_other_base for _, kind in kinds)
-    base = [job + ["warm_sources=true"] if warm else job for job, kind in kinds if kind.is_base]
+    base = [job + [WARM_SOURCES] if warm else job for job, kind in kinds if kind.is_base]
     free = [job for job, kind in kinds if not kind.is_base and not kind.copies_a_sweep_base]
     copying = [job for job, kind in kinds if kind.copies_a_sweep_base]
     return [wave for wave in (base + free, copying) if wave]
