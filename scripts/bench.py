@@ -776,15 +776,18 @@ def table(result: dict, setup: Setup, repeats: int) -> str:
 
 
 def recipes_table(result: dict, repeats: int) -> str:
-    lines = [f"recipes side by side, median of {repeats} interleaved rounds; seconds on one core",
+    lines = [f"recipes side by side, median of {repeats} interleaved rounds; seconds on one core "
+             f"(/first: per-round ratio to the first recipe)",
              f"device: {result['device']}, torch {result['torch']}", "",
-             "recipe            network s   /first   utilisation   networks/seed   seeds     seed s"
-             "    sweep s   /first"]
+             "recipe            network s  /first  utilisation  networks/seed  seeds    seed s  /first"
+             "   sweep s  /first"]
     for name, r in result["recipes"].items():
-        lines.append(f"{name:<16} {r['network_s']:10.1f}   {r.get('network_vs_first', 1):6.3f}   "
-                     f"{r['utilisation']:11.3f}   {r['networks_per_seed']:13.0f}   {r['seeds']:5d}   "
-                     f"{r['seed_s']:8.1f}   {r['sweep_s']:8.1f}   {r.get('sweep_vs_first', 1):6.3f}")
-    lines += ["", f"levers on {name}:"]
+        lines.append(f"{name:<16} {r['network_s']:10.1f}  {r.get('network_vs_first', 1):6.3f}  "
+                     f"{r['utilisation']:11.3f}  {r['networks_per_seed']:13.0f}  {r['seeds']:5d}  "
+                     f"{r['seed_s']:8.1f}  {r.get('seed_vs_first', 1):6.3f}  "
+                     f"{r['sweep_s']:8.1f}  {r.get('sweep_vs_first', 1):6.3f}")
+    lines += [f"(utilisation: training FLOP/s / matmul peak, target >= 0.6 for {name})", "",
+              f"levers on {name}:"]
     for lever, measured in result["levers"].items():
         values = ", ".join(f"{key} {value:.3f}" if isinstance(value, float) else f"{key} {value}"
                            for key, value in measured.items() if key != "note")
@@ -811,6 +814,8 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         parser.error("--steps and --repeats must be at least 1")
     if args.recipes is not None and len(args.recipes) < 2:
         parser.error("--recipes needs two or more presets, e.g. --recipes demo_long,demo")
+    if args.compile and args.recipes is None:
+        parser.error("--compile measures a lever of --recipes; add e.g. --recipes demo_long,demo")
     return args
 
 
