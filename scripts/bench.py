@@ -84,6 +84,7 @@ import functools
 import json
 import math
 import multiprocessing
+import queue
 import resource
 import statistics
 import sys
@@ -598,6 +599,18 @@ def epoch_worker(overrides: list[str], steps: int, inbox, outbox) -> None:
         outbox.put(time.perf_counter() - start)
 
 
+def received(outbox: multiprocessing.Queue, process: multiprocessing.Process) -> object:
+    """The next message from ``process``; :class:`UserError` if it ends without one (its own
+    error is printed above)."""
+    while True:
+        try:
+            return outbox.get(timeout=1.0)
+        except queue.Empty:
+            if not process.is_alive() and outbox.empty():
+                raise UserError(f"a measuring process ended with exit code {process.exitcode} "
+                                "before reporting; its error is printed above") from None
+
+
 class Workers:
     """Processes that each train one epoch per ``start()``; ``wait()`` returns when all are done."""
 
@@ -608,15 +621,16 @@ class Workers:
                           for o, (inbox, outbox) in zip(overrides_each, self.queues)]
         for process in self.processes:
             process.start()
-        self.images = sum(outbox.get() for _, outbox in self.queues)
+        self.images = sum(received(outbox, process)
+                          for (_, outbox), process in zip(self.queues, self.processes))
 
     def start(self) -> None:
         for inbox, _ in self.queues:
             inbox.put(True)
 
     def wait(self) -> None:
-        for _, outbox in self.queues:
-            outbox.get()
+        for (_, outbox), process in zip(self.queues, self.processes):
+            received(outbox, process)
 
     def close(self) -> None:
         for (inbox, _), process in zip(self.queues, self.processes):
@@ -681,7 +695,7 @@ def measure_compile(recipe: Recipe, overrides: Sequence[str], steps: int, repeat
             outbox = context.Queue()
             process = context.Process(target=compile_worker, args=(preset, steps, repeats, outbox))
             process.start()
-            runs.append(outbox.get())
+            runs.append(received(outbox, process))
             process.join()
     cold, warm = runs
     return {"ratio": warm["ratio"], "cold_compile_s": cold["compile_s"], "warm_compile_s": warm["compile_s"],
