@@ -131,3 +131,13 @@ def test_unknown_recipe_is_one_line(tmp_path):
     assert done.returncode != 0
     assert done.stderr.strip().startswith("error:") and "nosuch" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # two fresh processes compile the network: minutes on a CPU
+def test_recipes_compile_lever(tmp_path):
+    done = bench(tmp_path, "--recipes", "demo_long,demo", "--compile", *TINY, "--steps", "2",
+                 "--repeats", "1", "--out", "c.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    compiled = json.loads((tmp_path / "c.json").read_text())["levers"]["compile"]
+    assert set(compiled) == {"ratio", "cold_compile_s", "warm_compile_s", "note"}
+    assert all(positive(compiled[key]) for key in ("ratio", "cold_compile_s", "warm_compile_s"))
