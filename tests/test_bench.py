@@ -11,7 +11,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
+from hydra._internal.config_loader_impl import ConfigLoaderImpl
+from hydra._internal.utils import create_config_search_path
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.types import HydraContext
+from hydra.utils import instantiate
+
+from benchmark.config import CONFIG_DIR, compose_config
+from hydra_plugins.transferbench_sweeper import WARM_SOURCES
 
 REPO = Path(__file__).resolve().parent.parent
 BENCH = REPO / "scripts" / "bench.py"
@@ -21,6 +30,9 @@ KEYS = {"loop_vs_plain", "utilisation", "frozen_epoch_ratio", "trainable_flop_fr
         "peak_gpu_mb", "device", "torch", "overrides"}
 PER_N = ("frozen_epoch_ratio", "trainable_flop_fraction", "feature_cache_speedup",
          "feature_cache_setup_s")
+RECIPE_KEYS = {"recipes", "levers", "peak_rss_mb", "peak_gpu_mb", "device", "torch", "overrides"}
+RECIPE_ROW = {"network_s", "seed_s", "sweep_s", "networks_per_seed", "seeds", "utilisation", "images_per_s"}
+VS_FIRST = {"network_vs_first", "seed_vs_first", "sweep_vs_first"}
 TINY = ["dataset.params.train_per_class=24", "model.width=4", "threads=1"]
 
 
@@ -65,3 +77,67 @@ def test_bench_bad_override_is_one_line(tmp_path):
     assert done.stderr.strip().startswith("error:") and "model/nosuch" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bench.json").exists()
+
+
+def sweeper_networks(preset: str, sweep_dir: Path) -> int:
+    """The networks the protocol sweeper trains for the preset's grid: its jobs (split as the
+    real sweeper splits them) plus the other half's base network each warming base job trains."""
+    cfg = compose_config(f"experiment={preset}", f"hydra.sweep.dir={sweep_dir}", hydra_config=True)
+    sweeper = instantiate(cfg.hydra.sweeper)  # as Hydra makes it (its plugin scan reloads the classes)
+    sweeper.config = cfg
+    sweeper.hydra_context = HydraContext(ConfigLoaderImpl(create_config_search_path(CONFIG_DIR)),
+                                         callbacks=None)
+    params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
+    jobs = [job for wave in sweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)
+            for job in wave]
+    return len(jobs) + sum(WARM_SOURCES in job for job in jobs)
+
+
+@pytest.mark.slow  # about 25 s on 2 busy cores, a minute on a loaded machine
+def test_recipes_side_by_side(tmp_path):
+    done = bench(tmp_path, "--recipes", "demo_long,demo", *TINY, "--steps", "2", "--repeats", "1",
+                 "--out", "r.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "levers on demo" in done.stdout
+    result = json.loads((tmp_path / "r.json").read_text())
+    assert set(result) == RECIPE_KEYS
+    assert list(result["recipes"]) == ["demo_long", "demo"]
+    for name, row in result["recipes"].items():
+        expected = RECIPE_ROW | (VS_FIRST if name == "demo" else set())
+        assert set(row) == expected, name
+        assert all(positive(row[key]) for key in expected), row
+        assert 0 < row["utilisation"] < 1
+        assert row["network_s"] < row["seed_s"] <= row["sweep_s"]
+        networks = sweeper_networks(name, tmp_path / name)
+        assert row["networks_per_seed"] * row["seeds"] == networks, name
+    assert result["recipes"]["demo"]["seeds"] == 3 and result["recipes"]["demo_long"]["seeds"] == 1
+    levers = result["levers"]
+    assert set(levers) == {"channels_last", "batch_size", "image_size", "processes_vs_threads"}
+    assert all(lever["note"] for lever in levers.values())
+    assert list(levers["batch_size"]) == ["64", "128", "256", "note"]
+    for values in levers.values():
+        assert all(positive(v) for k, v in values.items() if k not in ("note", "cores")) \
+            or values["cores"] == 1, values
+    assert levers["image_size"]["flop_ratio"] > 1  # the old recipe's 24 px images cost more than 15 px
+
+
+def test_recipes_need_two_presets(tmp_path):
+    done = bench(tmp_path, "--recipes", "demo")
+    assert done.returncode != 0 and "two or more presets" in done.stderr
+
+
+def test_unknown_recipe_is_one_line(tmp_path):
+    done = bench(tmp_path, "--recipes", "demo_long,nosuch", *TINY)
+    assert done.returncode != 0
+    assert done.stderr.strip().startswith("error:") and "nosuch" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow  # two fresh processes compile the network: minutes on a CPU
+def test_recipes_compile_lever(tmp_path):
+    done = bench(tmp_path, "--recipes", "demo_long,demo", "--compile", *TINY, "--steps", "2",
+                 "--repeats", "1", "--out", "c.json")
+    assert done.returncode == 0, done.stderr[-2000:]
+    compiled = json.loads((tmp_path / "c.json").read_text())["levers"]["compile"]
+    assert set(compiled) == {"ratio", "cold_compile_s", "warm_compile_s", "note"}
+    assert all(positive(compiled[key]) for key in ("ratio", "cold_compile_s", "warm_compile_s"))

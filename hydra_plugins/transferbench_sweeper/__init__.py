@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from collections.abc import Callable
 from typing import List, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
@@ -41,6 +42,7 @@ from benchmark.sweep.progress import write_plan
 log = logging.getLogger(__name__)
 
 POINT_KEYS = ("treatment", "n", "finetune", "target", "seed")  # they never change a model's blocks
+WARM_SOURCES = "warm_sources=true"  # a base job that also trains the other half's base network
 
 
 def _values(job: List[str]) -> dict[str, str]:
@@ -56,6 +58,47 @@ def _with_n(job: List[str], n: int) -> List[str]:
 
 
 Point = tuple[str, int, bool]  # treatment, n, finetune
+ModelBlocks = Callable[[List[str]], tuple[str, list[str]]]  # a job -> its model's name and blocks
+
+
+def _point(job: List[str], defaults: DictConfig) -> Point:
+    values = _values(job)
+    treatment = values.get("treatment", str(defaults.treatment))
+    n = values.get("n", str(defaults.n))
+    finetune = str(values.get("finetune", defaults.finetune)).lower() == "true"
+    return treatment, int(n), finetune
+
+
+def _layers(job: List[str], defaults: DictConfig, model_blocks_of: ModelBlocks) -> List[List[str]]:
+    """``job`` with ``n=all`` expanded to the layers of its model; an explicit n checked;
+    a base run at n=0."""
+    values = _values(job)
+    n = values.get("n", str(defaults.n))
+    treatment = values.get("treatment", str(defaults.treatment))
+    if treatment_named(treatment).is_base:
+        return [_with_n(job, 0)]
+    model, blocks = model_blocks_of(job)
+    if n == EVERY_LAYER:
+        return [_with_n(job, layer) for layer in every_layer(len(blocks))]
+    if not _is_integer(n):
+        raise not_a_layer(n)
+    check_layer(int(n), blocks, model)
+    return [job]
+
+
+def expanded_jobs(grid: List[List[str]], defaults: DictConfig, model_blocks_of: ModelBlocks
+                  ) -> List[List[str]]:
+    """The grid's jobs with ``n=all`` expanded to every layer of each job's model
+    (``model_blocks_of``), explicit layers checked, and one base run (n = 0), not one per n;
+    ``defaults``: the config, for the axes a job does not set. :class:`UserError` on a bad n."""
+    expanded = [tuple(job) for grid_job in grid for job in _layers(grid_job, defaults, model_blocks_of)]
+    return [list(job) for job in dict.fromkeys(expanded)]
+
+
+def protocol_points(jobs: List[List[str]], defaults: DictConfig) -> List[tuple[List[str], Point]]:
+    """The jobs that are runs of the protocol, each with its point (treatment, n, finetune)."""
+    points = [(job, _point(job, defaults)) for job in jobs]
+    return [(job, point) for job, point in points if combination_problem(*point) is None]
 
 
 def _longest_first(job: tuple[List[str], Point]) -> tuple[bool, int]:
@@ -72,7 +115,7 @@ def waves(jobs: List[tuple[List[str], Point]]) -> List[List[List[str]]]:
     Empty waves are left out."""
     kinds = [(job, treatment_named(treatment)) for job, (treatment, _, _) in sorted(jobs, key=_longest_first)]
     warm = any(kind.needs_other_base for _, kind in kinds)
-    base = [job + ["warm_sources=true"] if warm else job for job, kind in kinds if kind.is_base]
+    base = [job + [WARM_SOURCES] if warm else job for job, kind in kinds if kind.is_base]
     free = [job for job, kind in kinds if not kind.is_base and not kind.copies_a_sweep_base]
     copying = [job for job, kind in kinds if kind.copies_a_sweep_base]
     return [wave for wave in (base + free, copying) if wave]
@@ -91,13 +134,6 @@ class ProtocolSweeper(BasicSweeper):
             hydra_context=hydra_context, task_function=task_function, config=config), config)
         self.launcher = GuardedLauncher(self.launcher, config)
 
-    def _point(self, job: List[str]) -> tuple[str, int, bool]:
-        values = _values(job)
-        treatment = values.get("treatment", str(self.config.treatment))
-        n = values.get("n", str(self.config.n))
-        finetune = str(values.get("finetune", self.config.finetune)).lower() == "true"
-        return treatment, int(n), finetune
-
     def _model_blocks(self, job: List[str]) -> tuple[str, list[str]]:
         """The model name and block names of the config this job composes (cached per model setting)."""
         key = tuple(item for item in job if item.split("=", 1)[0] not in POINT_KEYS)
@@ -106,30 +142,12 @@ class ProtocolSweeper(BasicSweeper):
             self._blocks[key] = (str(cfg.model.name), model_blocks(cfg))
         return self._blocks[key]
 
-    def _layers(self, job: List[str]) -> List[List[str]]:
-        """``job`` with ``n=all`` expanded to the layers of its model; an explicit n checked;
-        a base run at n=0."""
-        values = _values(job)
-        n = values.get("n", str(self.config.n))
-        treatment = values.get("treatment", str(self.config.treatment))
-        if treatment_named(treatment).is_base:
-            return [_with_n(job, 0)]
-        model, blocks = self._model_blocks(job)
-        if n == EVERY_LAYER:
-            return [_with_n(job, layer) for layer in every_layer(len(blocks))]
-        if not _is_integer(n):
-            raise not_a_layer(n)
-        check_layer(int(n), blocks, model)
-        return [job]
-
     def split_arguments(self, overrides: List[Override], max_batch_size: Optional[int]
                         ) -> List[List[List[str]]]:
         grid = BasicSweeper.split_arguments(overrides, None)[0]
         try:
-            expanded = [tuple(job) for grid_job in grid for job in self._layers(grid_job)]
-            jobs = [list(job) for job in dict.fromkeys(expanded)]  # one base run, not one per n
-            points = [(job, self._point(job)) for job in jobs]
-            valid = [(job, point) for job, point in points if combination_problem(*point) is None]
+            jobs = expanded_jobs(grid, self.config, self._model_blocks)
+            valid = protocol_points(jobs, self.config)
         except UserError as error:  # one line, before any job starts
             exit_with(error)
         dropped = len(jobs) - len(valid)
