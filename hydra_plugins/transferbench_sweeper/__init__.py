@@ -23,8 +23,8 @@ An exception that escapes the launcher ends the sweep in one ``error:`` line
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import List, Optional
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
