@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from benchmark.analysis import aggregate, default_analysis
+from benchmark.analysis.cheap_scores import READOUT, UnitCurves, scored
 from benchmark.protocol import EXTERNAL_SOURCE, EXTERNAL_SOURCED, run_label
 from benchmark.store.results import write_result
 
@@ -180,3 +181,24 @@ def test_across_sweeps_the_readout_is_scored_on_every_cell_against_the_nulls(tmp
     assert second["below_first_points"]["readout"] == pytest.approx(9.0)
     assert (tmp_path / "out" / "cheap_answer.png").stat().st_size > 0
     assert "# The cheap answer across the sweeps" in capsys.readouterr().out
+
+
+def test_a_split_s_two_directions_are_left_out_and_resampled_together():
+    """The split is the unit of replication: three splits each read in both directions (twins)
+    spread exactly as the same three splits read in one direction, by leave-one-out and by the
+    bootstrap."""
+    rng = np.random.default_rng(3)
+    curves = [({n: 1.0 - 0.1 * n + e for n, e in enumerate(rng.normal(0, 0.05, 4), start=1)},
+               {n: 1.0 - 0.08 * n for n in range(1, 5)}) for _ in range(6)]
+
+    def units(targets: str, count: int) -> list[UnitCurves]:
+        return [UnitCurves("c", f"demo/{seed}/{target}", protocol, {READOUT: readout})
+                for seed, (protocol, readout) in enumerate(curves[:count]) for target in targets]
+
+    for count, min_units in ((3, 5), (6, 5)):  # leave-one-out range, then the bootstrap
+        one, both = (scored(units(targets, count), 0.95, True, min_units, 200) for targets in ("B", "AB"))
+        assert one["method"] == both["method"] and both["fewest_units"] == count
+        spreads = [score["predictors"][READOUT]["mae_points"] for score in (one, both)]
+        assert spreads[1]["value"] == pytest.approx(spreads[0]["value"])
+        key = "range" if count == 3 else "ci95"
+        assert spreads[1][key] == pytest.approx(spreads[0][key])

@@ -16,9 +16,9 @@ absolute error in generality points, and how often the first block below the thr
 transfer starts to cost) is the protocol's, exactly and within one block (per unit); these two
 for accuracy ratios only (``points``: LogME's differences have no points and no threshold).
 Each score, and the readout's difference from each null, carries a 95% bootstrap interval over
-units (resampled within each condition) when every condition has ``min_units`` of them; with
-fewer (3 seeds), the range of the score with each unit left out in turn, a plain statement of
-its spread, not an interval.
+splits (the unit of replication: a split's two directions go together; resampled within each
+condition) when every condition has ``min_units`` of them; with fewer (3 seeds), the range of the
+score with each split left out in turn, a plain statement of its spread, not an interval.
 """
 from __future__ import annotations
 
@@ -42,12 +42,18 @@ Curve = dict[int, float]  # block n -> generality
 
 @dataclass(frozen=True)
 class UnitCurves:
-    """One unit's protocol generality and each predictor's, by block n, in one condition."""
+    """One unit's protocol generality and each predictor's, by block n, in one condition.
+    ``unit`` is ``EXPERIMENT.../SEED/TARGET``; its split (all but the target half) is the unit of
+    replication: the two directions of a split are resampled and left out together."""
 
     condition: str
     unit: str
     protocol: Curve
     predictors: dict[str, Curve]
+
+    @property
+    def split(self) -> str:
+        return self.unit.rsplit("/", 1)[0]
 
     def to_json(self) -> dict:
         return {"condition": self.condition, "unit": self.unit, "protocol": _str_keys(self.protocol),
@@ -95,15 +101,17 @@ def scored(units: Sequence[UnitCurves], threshold: float, points: bool, min_unit
            ) -> dict:
     """:func:`score` with its intervals, and the readout's difference from each null."""
     full = score(units, threshold, points)
-    by_condition: dict[str, list[UnitCurves]] = {}
+    by_condition: dict[str, dict[str, list[UnitCurves]]] = {}  # condition -> split -> its units
     for u in units:
-        by_condition.setdefault(u.condition, []).append(u)
-    fewest = min(len(v) for v in by_condition.values())
+        by_condition.setdefault(u.condition, {}).setdefault(u.split, []).append(u)
+    fewest = min(len(splits) for splits in by_condition.values())
     if fewest >= min_units:
         method, draws = BOOTSTRAP, _bootstrap(by_condition, lambda us: score(us, threshold, points), resamples)
     else:
-        method, draws = LEAVE_ONE_OUT, [score([u for u in units if u is not left], threshold, points)
-                                       for left in units if len(by_condition[left.condition]) > 1]
+        splits = dict.fromkeys((u.condition, u.split) for u in units)
+        method, draws = LEAVE_ONE_OUT, [score([u for u in units if (u.condition, u.split) != left],
+                                              threshold, points)
+                                        for left in splits if len(by_condition[left[0]]) > 1]
     spread = _percentiles if method == BOOTSTRAP else _range
     predictors = {p: {s: spread(full[p][s], [d[p][s] for d in draws]) for s in STATISTICS} for p in full}
     versus = {null: {s: spread(_minus(full[READOUT][s], full[null][s]),
@@ -113,14 +121,20 @@ def scored(units: Sequence[UnitCurves], threshold: float, points: bool, min_unit
             "predictors": predictors, "readout_minus_null": versus}
 
 
-def _bootstrap(by_condition: dict[str, list[UnitCurves]], statistic: Callable[[list[UnitCurves]], dict],
-               resamples: int) -> list[dict]:
+def _bootstrap(by_condition: dict[str, dict[str, list[UnitCurves]]],
+               statistic: Callable[[list[UnitCurves]], dict], resamples: int) -> list[dict]:
+    """Splits resampled with replacement within each condition, each with all its units."""
     rng = np.random.default_rng(0)
     draws = []
     for _ in range(resamples):
-        picked = [units[i] for units in by_condition.values() for i in rng.integers(0, len(units), len(units))]
+        picked = [u for splits in by_condition.values() for chosen in _drawn(list(splits.values()), rng)
+                  for u in chosen]
         draws.append(statistic(picked))
     return draws
+
+
+def _drawn(splits: list[list[UnitCurves]], rng: np.random.Generator) -> list[list[UnitCurves]]:
+    return [splits[i] for i in rng.integers(0, len(splits), len(splits))]
 
 
 def _percentiles(value: float | None, draws: list[float | None]) -> dict:

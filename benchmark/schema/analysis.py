@@ -69,7 +69,7 @@ class Agreement:
 
     threshold: float = key(between(0, 1, 0.95, open_low=True))  # generality below it: transfer costs
     bootstrap: int = key(at_least(100))                          # resamples of the intervals over units
-    min_units: int = key(at_least(2))  # fewer units in a condition: the spread, not an interval
+    min_units: int = key(at_least(2))  # fewer splits in a condition: the spread, not an interval
 
 
 @dataclass
