@@ -1,7 +1,7 @@
 """``python -m benchmark`` (or ``transferbench``): one run, or a sweep with ``-m``.
 
     python -m benchmark treatment=transfer n=3 finetune=true target=B seed=0   # AnB+3
-    python -m benchmark -m experiment=demo seed=0,1,2                          # the grid
+    python -m benchmark -m experiment=demo                                     # the grid, 3 seeds
     python -m benchmark --version                                              # transferbench 0.1.0
 """
 from __future__ import annotations

@@ -21,7 +21,7 @@ from benchmark.schema import Leaf, schema_leaves, stored_options
 GROUPS = ("dataset", "model", "train", "split", "experiment", "hydra/launcher")
 EXAMPLES = (
     ("transferbench treatment=transfer n=3 finetune=true target=B seed=0", "one run: AnB+3"),
-    ("transferbench -m experiment=demo seed=0,1,2", "the paper's grid, 3 seeds, its curve"),
+    ("transferbench -m experiment=demo", "the paper's grid, 3 seeds: its curve and verdicts"),
     ("transferbench -m experiment=cifar10 data.root=/data hydra/launcher=slurm",
      "a real dataset on a Slurm cluster"),
 )

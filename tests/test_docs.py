@@ -54,7 +54,7 @@ def test_the_readme_s_demo_figure_is_in_place():
 def test_the_demo_tables_the_docs_show_are_the_kept_demo_s(tmp_path):
     """README command 1's output is seed 0 of the kept demo sweep, aggregated alone; docs/validation.md
     shows the kept 3-seed findings table."""
-    kept = DOCS / "sweeps" / "demo-random"
+    kept = DOCS / "sweeps" / "demo_long-random"
     for run in kept.glob("*-seed0"):
         (tmp_path / run.name).mkdir()
         shutil.copy(run / "result.json", tmp_path / run.name / "result.json")
