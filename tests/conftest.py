@@ -25,9 +25,28 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
 
 from benchmark.config import CONFIG_DIR, compose_config  # noqa: F401 (re-exported for the tests)
+from benchmark.config import usable_cores
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n auto``: one worker per core), each worker computes with its
+    share of the cores, and so do the subprocesses it starts (``python -m benchmark``, joblib's
+    workers) through the thread variables they inherit: a worker whose matrix products used
+    every core would slow the others down more than it gains."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if not os.environ.get("PYTEST_XDIST_WORKER") or workers < 1:
+        return
+    import torch
+    share = max(1, usable_cores(os.cpu_count() or 1) // workers)
+    for variable in THREAD_VARIABLES:
+        os.environ.setdefault(variable, str(share))
+    torch.set_num_threads(int(os.environ["OMP_NUM_THREADS"]))
 
 
 def smoke_config(cache_dir: Path, *overrides: str) -> DictConfig:
