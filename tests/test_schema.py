@@ -7,11 +7,13 @@ through the console script's entry point, with no traceback and no result writte
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import typing
 from pathlib import Path
 
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import OmegaConf
 
 from benchmark.config import CONFIG_DIR, compose_config
@@ -149,11 +151,19 @@ def test_a_value_its_rule_refuses_is_refused_in_one_line(tmp_path, selection, le
 
 
 def test_the_example_each_rule_suggests_passes_it():
-    for selection, leaf, check in RULED:
-        cfg = compose_config(*selection, f"{leaf.path}={_written(check.example)}", hydra_config=True)
-        validate(cfg)
-        validate(cfg.hydra.launcher)
-        validate(cfg.hydra.sweeper)
+    """Each example as a command-line override of its selection's config: parsed by Hydra's
+    grammar and merged into the composed config as Hydra merges an override of a key (one
+    composition per selection, not one per rule)."""
+    parser = OverridesParser.create()
+    for selection in dict.fromkeys(selection for selection, _, _ in RULED):
+        composed = compose_config(*selection, hydra_config=True)
+        for leaf, check in ((leaf, check) for chosen, leaf, check in RULED if chosen == selection):
+            (override,) = parser.parse_overrides([f"{leaf.path}={_written(check.example)}"])
+            cfg = copy.deepcopy(composed)
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+            validate(cfg)
+            validate(cfg.hydra.launcher)
+            validate(cfg.hydra.sweeper)
 
 
 def _written(value: object) -> str:
