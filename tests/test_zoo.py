@@ -24,7 +24,7 @@ from benchmark.protocol import EXTERNAL_SOURCE, OWN
 from benchmark.run import execute
 from benchmark.sources import external_state, run_preprocessing
 from benchmark.surgery import parameter_groups, prepare_target
-from conftest import run_cli
+from conftest import run_cli, run_main
 
 FINE_ONLY = {"rdnet"}  # grouped only block by block (model.granularity=fine)
 TIMM_RESNET = ["model=timm", "model.arch=test_resnet"]
@@ -105,8 +105,8 @@ def test_a_size_a_model_cannot_take_is_one_error_naming_the_sizes_it_takes(smoke
     with pytest.raises(UserError, match=r"timm's deepseek_vit_412m cannot take 32 px images \(its 14 px patches do "
                                         r"not divide 32 px\); it takes 28 px or 42 px: set the dataset's image size"):
         block_names(zoo_cfg("timm", "deepseek_vit_412m"), 32)
-    result = run_cli("experiment=smoke", "model=timm", "model.arch=deepseek_vit_412m", "dataset.params.image_size=32",
-                     cwd=tmp_path)
+    result = run_main("experiment=smoke", "model=timm", "model.arch=deepseek_vit_412m", "dataset.params.image_size=32",
+                      cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode != 0 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert "dataset.params.image_size" in errors[0]
@@ -267,7 +267,7 @@ def test_weights_of_another_size_or_architecture_name_the_first_block_that_diffe
 
 
 def test_unknown_architecture_is_one_error_line_on_the_command_line(tmp_path):
-    result = run_cli("experiment=smoke", "model=timm", "model.arch=convnext_tinyy", cwd=tmp_path)
+    result = run_main("experiment=smoke", "model=timm", "model.arch=convnext_tinyy", cwd=tmp_path)
     assert result.returncode != 0
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "did you mean convnext_tiny" in errors[0], result.stderr
