@@ -20,7 +20,7 @@ from benchmark.data.classlists import ilsvrc_wnids, natural_manmade
 from benchmark.data.images import ImageTensors
 from benchmark.data.streaming import FileImages, streamed
 from benchmark.errors import UserError
-from conftest import compose_config, run_cli
+from conftest import compose_config, run_main
 
 FAMILY = natural_manmade()
 NATURAL = [w for w in ilsvrc_wnids() if FAMILY[w] == "natural"][:2]
@@ -202,8 +202,8 @@ def test_unreadable_image_is_one_clear_error_from_a_worker(tmp_path, root):
 # ---------------------------------------------------------------- the command line
 
 def result_of(tmp_path: Path, *args: str) -> dict:
-    proc = run_cli(*args, "train.epochs=1", "train.batch_size=4", "data.num_workers=0",
-                   "wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    proc = run_main(*args, "train.epochs=1", "train.batch_size=4", "data.num_workers=0",
+                    "wandb.mode=disabled", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     return json.loads((tmp_path / "run" / "result.json").read_text())
 

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 
 from benchmark.analysis.methods import METRIC_WORDS, methods_text
 from benchmark.protocol import METRICS
-from conftest import compose_config, run_cli
+from conftest import compose_config, run_main
 
 GRID = ["treatment=base,transfer", "n=1,2", "seed=0,1", "wandb.mode=disabled"]
 
@@ -19,8 +19,7 @@ GRID = ["treatment=base,transfer", "n=1,2", "seed=0,1", "wandb.mode=disabled"]
 def sweep(tmp_path_factory) -> Path:
     """A smoke sweep, in ``pooled/sweep``."""
     cwd = tmp_path_factory.mktemp("methods")
-    proc = run_cli("-m", "experiment=smoke", *GRID, f"hydra.sweep.dir={cwd / 'pooled' / 'sweep'}", cwd=cwd,
-                   timeout=600)
+    proc = run_main("-m", "experiment=smoke", *GRID, f"hydra.sweep.dir={cwd / 'pooled' / 'sweep'}", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return cwd / "pooled" / "sweep"
 
@@ -32,8 +31,8 @@ def pooled(sweep: Path) -> Path:
     from benchmark.analysis import aggregate
 
     other = sweep.parent / "other"
-    proc = run_cli("experiment=smoke", "train.lr=0.1", "wandb.mode=disabled", f"hydra.run.dir={other}",
-                   cwd=sweep.parent.parent, timeout=600)
+    proc = run_main("experiment=smoke", "train.lr=0.1", "wandb.mode=disabled", f"hydra.run.dir={other}",
+                    cwd=sweep.parent.parent)
     assert proc.returncode == 0, proc.stderr[-3000:]
     aggregate(sweep.parent)
     return sweep.parent

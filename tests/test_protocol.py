@@ -8,7 +8,7 @@ from benchmark.analysis import aggregate
 from benchmark.errors import UserError
 from benchmark.protocol import (BASE, NOT_ENOUGH_RUNS, SERIES, TREATMENTS, VERDICTS, check_layer,
                                 combination_problem, every_layer, run_label, series_of)
-from conftest import run_cli
+from conftest import run_main
 
 
 @pytest.mark.parametrize("treatment, n, finetune, target, label, series", [
@@ -72,9 +72,9 @@ def test_a_results_directory_with_an_unknown_treatment_is_reported_not_pooled(tm
 def test_resnet18_sweep_over_every_layer_ends_in_its_curve(tmp_path):
     """n=all through the protocol sweeper: the layers of resnet18 by stage (L = 5)."""
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "experiment=smoke", "model=resnet18", "model.width=8",
-                   "treatment=base,transfer", "n=all", "finetune=false", "wandb.mode=disabled",
-                   f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)
+    proc = run_main("-m", "experiment=smoke", "model=resnet18", "model.width=8",
+                    "treatment=base,transfer", "n=all", "finetune=false", "wandb.mode=disabled",
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = list(csv.DictReader(open(sweep / "results.csv")))
     assert [(r["label"], r["block"]) for r in rows] == [  # baseA: the source base, reported too

@@ -7,12 +7,15 @@ through the console script's entry point, with no traceback and no result writte
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
+import functools
 import typing
 from pathlib import Path
 
 import pytest
-from omegaconf import OmegaConf
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
 from benchmark.config import CONFIG_DIR, compose_config
 from benchmark.schema import Leaf, schema_leaves, stored_options, validate
@@ -28,6 +31,13 @@ def _options(group: str) -> list[str]:
     return sorted(path.stem for path in (Path(CONFIG_DIR) / group).glob("*.yaml"))
 
 
+@functools.cache
+def _composed(*overrides: str, hydra_config: bool = False) -> DictConfig:
+    """``compose_config``, once per set of overrides in this process: collection and several
+    tests read the same configs (read only; a test that changes one copies it first)."""
+    return compose_config(*overrides, hydra_config=hydra_config)
+
+
 def _selections() -> list[tuple[str, ...]]:
     """The default config, then each option of each group on its own."""
     return [()] + [(f"{group}={option}",) for group in GROUPS for option in _options(group)]
@@ -38,16 +48,16 @@ def _keys() -> list[tuple[tuple[str, ...], Leaf]]:
     of each launcher's schema (as ``hydra.launcher.KEY``) and the sweeper's (``hydra.sweeper.KEY``)."""
     seen, keys = set(), []
     for selection in _selections():
-        for leaf in schema_leaves(compose_config(*selection)):
+        for leaf in schema_leaves(_composed(*selection)):
             if leaf.path not in seen and leaf.type is not typing.Any:
                 seen.add(leaf.path)
                 keys.append((selection, leaf))
     for launcher in LAUNCHERS:
         selection = (f"hydra/launcher={launcher}",)
-        launcher_cfg = compose_config(*selection, hydra_config=True).hydra.launcher
+        launcher_cfg = _composed(*selection, hydra_config=True).hydra.launcher
         keys += [(selection, dataclasses.replace(leaf, path=f"hydra.launcher.{leaf.path}"))
                  for leaf in schema_leaves(launcher_cfg) if leaf.type is not typing.Any]
-    sweeper_cfg = compose_config(hydra_config=True).hydra.sweeper
+    sweeper_cfg = _composed(hydra_config=True).hydra.sweeper
     return keys + [((), dataclasses.replace(leaf, path=f"hydra.sweeper.{leaf.path}"))
                    for leaf in schema_leaves(sweeper_cfg) if leaf.type is not typing.Any or leaf.checks]
 
@@ -87,7 +97,7 @@ def _refuses(tmp_path: Path, *overrides: str) -> str:
 
 def test_the_schema_covers_every_key_of_every_option():
     for selection in _selections():
-        cfg = compose_config(*selection)
+        cfg = _composed(*selection)
         typed = {leaf.path for leaf in schema_leaves(cfg)}
         groups = {leaf.path for leaf in schema_leaves(cfg) if leaf.type is typing.Any}
         for group in groups:
@@ -114,7 +124,7 @@ def test_help_lists_every_launcher_and_each_has_a_schema(tmp_path):
     assert [line.split()[0] for line in listed.splitlines()] == LAUNCHERS
     assert {"basic", "joblib", "submitit_local", "submitit_slurm", "local", "parallel", "slurm"} <= set(LAUNCHERS)
     for launcher in LAUNCHERS:
-        launcher_cfg = compose_config(f"hydra/launcher={launcher}", hydra_config=True).hydra.launcher
+        launcher_cfg = _composed(f"hydra/launcher={launcher}", hydra_config=True).hydra.launcher
         for leaf in schema_leaves(launcher_cfg):  # a key without a rule is one no value is out of range of
             assert leaf.checks or leaf.path == "_target_" or _unbounded(leaf.type), (launcher, leaf.path)
 
@@ -149,11 +159,19 @@ def test_a_value_its_rule_refuses_is_refused_in_one_line(tmp_path, selection, le
 
 
 def test_the_example_each_rule_suggests_passes_it():
-    for selection, leaf, check in RULED:
-        cfg = compose_config(*selection, f"{leaf.path}={_written(check.example)}", hydra_config=True)
-        validate(cfg)
-        validate(cfg.hydra.launcher)
-        validate(cfg.hydra.sweeper)
+    """Each example as a command-line override of its selection's config: parsed by Hydra's
+    grammar and merged into the composed config as Hydra merges an override of a key (one
+    composition per selection, not one per rule)."""
+    parser = OverridesParser.create()
+    for selection in dict.fromkeys(selection for selection, _, _ in RULED):
+        composed = _composed(*selection, hydra_config=True)
+        for leaf, check in ((leaf, check) for chosen, leaf, check in RULED if chosen == selection):
+            (override,) = parser.parse_overrides([f"{leaf.path}={_written(check.example)}"])
+            cfg = copy.deepcopy(composed)
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+            validate(cfg)
+            validate(cfg.hydra.launcher)
+            validate(cfg.hydra.sweeper)
 
 
 def _written(value: object) -> str:

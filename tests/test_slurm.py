@@ -9,10 +9,12 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from omegaconf import OmegaConf
 
 from conftest import base_trainings, run_main, sweep_numbers
@@ -38,10 +40,15 @@ def _cluster_problem() -> str | None:
 
 
 @pytest.fixture(autouse=True)
-def _cluster() -> None:
+def _cluster(tmp_path_factory) -> Iterator[None]:
+    """The cluster to this test alone: its one node has room for one sweep, and a test kills
+    and restarts its slurmd, so the workers of a ``pytest -n`` session take turns (a lock file
+    in the session's temporary folder, which its workers share)."""
     problem = _cluster_problem()
     if problem:
         pytest.skip(problem)
+    with FileLock(tmp_path_factory.getbasetemp().parent / "slurm-cluster.lock"):
+        yield
 
 
 def _grid(name: str, *grid: str) -> tuple[str, ...]:

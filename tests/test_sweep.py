@@ -6,11 +6,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pytest
 
-from conftest import base_trainings, run_cli, sweep_numbers
+from conftest import base_trainings, run_cli, run_main, sweep_numbers
 from benchmark.analysis import verdict_label
 from hydra_plugins.transferbench_sweeper import waves
 from wandb_records import summary_and_run
@@ -19,9 +21,9 @@ GRID = ["treatment=base,selffer,transfer", "n=0,2,5", "finetune=false,true", "ta
 OUTPUTS = ["results.csv", "summary.json", "generality.png", "generality.pdf", "table.tex", "findings.md"]
 
 
-def _sweep(tmp_path: Path, *extra: str):
-    return run_cli("-m", "experiment=smoke", *GRID, f"hydra.sweep.dir={tmp_path / 'sweep'}", *extra,
-                   cwd=tmp_path, timeout=600)
+def _sweep(tmp_path: Path, *extra: str, run: Callable = run_main):
+    """The grid's sweep in-process (``run_main``), or as ``run`` runs it."""
+    return run("-m", "experiment=smoke", *GRID, f"hydra.sweep.dir={tmp_path / 'sweep'}", *extra, cwd=tmp_path)
 
 
 def test_runs_that_copy_no_base_of_the_sweep_run_in_the_first_wave_after_the_base_runs():
@@ -39,8 +41,8 @@ def test_runs_that_copy_no_base_of_the_sweep_run_in_the_first_wave_after_the_bas
 
 def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):
     sweep = tmp_path / "sweep"
-    proc = run_cli("-m", "experiment=smoke", "treatment=base,selffer", "n=1,2", "finetune=false",
-                   "wandb.mode=disabled", f"hydra.sweep.dir={sweep}", cwd=tmp_path, timeout=600)
+    proc = run_main("-m", "experiment=smoke", "treatment=base,selffer", "n=1,2", "finetune=false",
+                    "wandb.mode=disabled", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
     assert runs == ["BnB1-seed0", "BnB2-seed0", "baseB-seed0"]  # the reference of the curve, at n=0
@@ -89,7 +91,7 @@ def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
 
 def test_joblib_launcher_runs_in_parallel_without_training_a_base_twice(tmp_path):
     proc = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "wandb.mode=disabled",
-                  "threads=1")
+                  "threads=1", run=partial(run_cli, timeout=600))  # a process of its own: joblib's workers outlive the sweep
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
     assert len(list(sweep.glob("*/result.json"))) == 9
@@ -127,9 +129,9 @@ def test_local_launcher_sweep_killed_and_resumed_equals_an_uninterrupted_one(tmp
 
 
 def test_a_diverging_run_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
-    proc = run_cli("-m", "experiment=smoke", "treatment=selffer", "n=2", "finetune=false,true",
-                   "finetune_lr_scale=1e12", "wandb.mode=disabled",
-                   f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path, timeout=600)
+    proc = run_main("-m", "experiment=smoke", "treatment=selffer", "n=2", "finetune=false,true",
+                    "finetune_lr_scale=1e12", "wandb.mode=disabled",
+                    f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
     failed = json.loads((sweep / "BnB+2-seed0" / "result.json").read_text())
