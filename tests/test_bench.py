@@ -45,6 +45,7 @@ def positive(value: object) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
+@pytest.mark.slow  # scripts/bench.py end to end (15 s): a developer's tool, measured by hand on quiet cores
 def test_bench_writes_every_key(tmp_path):
     done = bench(tmp_path, *TINY, "--steps", "2", "--repeats", "1", "--out", "b.json")
     assert done.returncode == 0, done.stderr[-2000:]

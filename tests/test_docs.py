@@ -115,21 +115,20 @@ def test_every_quoted_number_is_what_its_kept_sweep_gives(tmp_path):
 
 
 def _quoted_source(quote: dict, sources: dict, tmp_path: Path) -> tuple[dict, str | list]:
-    """What a quote reads, made once per source: the summary.json of one kept sweep re-aggregated
-    (``sweep``, ``summary``), or cheap_answer.json of kept sweeps re-aggregated and compared
-    (``compared``, ``cheap_answer``), as python -m benchmark.analysis DIR DIR ... writes it."""
+    """What a quote reads, made once per source: one kept sweep's summary.json (``sweep``,
+    ``summary``), or the cheap_answer.json of kept sweeps compared (``compared``, ``cheap_answer``),
+    as python -m benchmark.analysis DIR DIR ... writes it. The kept summaries are what this version
+    aggregates (test_a_kept_sweep_re_aggregates_to_its_kept_reports), so they are read as kept."""
     if "compared" in quote:
         names = tuple(quote["compared"])
         if names not in sources:
-            work = tmp_path / "-".join(names)
-            copies = [_re_aggregated(DOCS / "sweeps" / name, work) for name in names]
-            summaries = [json.loads((copy / "summary.json").read_text()) for copy in copies]
-            paths = compare_sweeps(copies, work / "comparison", summaries=summaries)
+            dirs = [DOCS / "sweeps" / name for name in names]
+            summaries = [json.loads((d / "summary.json").read_text()) for d in dirs]
+            paths = compare_sweeps(dirs, tmp_path / "-".join(names), summaries=summaries)
             sources[names] = json.loads(paths["cheap_answer_json"].read_text())
         return sources[names], quote["cheap_answer"]
     if quote["sweep"] not in sources:
-        copy = _re_aggregated(DOCS / "sweeps" / quote["sweep"], tmp_path / quote["sweep"])
-        sources[quote["sweep"]] = json.loads((copy / "summary.json").read_text())
+        sources[quote["sweep"]] = json.loads((DOCS / "sweeps" / quote["sweep"] / "summary.json").read_text())
     return sources[quote["sweep"]], quote["summary"]
 
 
