@@ -31,11 +31,10 @@ from scipy import stats
 from benchmark.analysis.cheap_scores import (DEPTH_NULL, RANDOM_INIT_NULL, READOUT, UnitCurves, depth_null,
                                              scored, scores_table)
 from benchmark.analysis.curve import is_usable, lookup, role_table, unit
-from benchmark.analysis.figure import RC
+from benchmark.analysis.figure import RC, write_figure
 from benchmark.analysis.stats import ci_half_width, describe
 from benchmark.protocol import (ANSWERS_FOR, BASE, EXTERNAL_SOURCE, EXTERNAL_SOURCED, OTHER, OWN, RANDOM_CONTROL,
                                 RANDOM_INIT, SERIES_BY_KEY, TRANSFER, TREATMENTS)
-from benchmark.store.atomic import atomic_write
 from benchmark.store.record import RunRecord
 
 METRIC = "top1"
@@ -255,8 +254,7 @@ def plot(name: str, entry: dict, blocks: dict[str, str], stem: Path) -> tuple[Pa
         if protocol_axis is not general:
             protocol_axis.set_ylabel("protocol generality")
             protocol_axis.legend(loc="lower right", frameon=False, fontsize=7)
-        return tuple(atomic_write(stem.with_suffix(suffix), lambda tmp, s=suffix: fig.savefig(
-            tmp, format=s[1:], dpi=200)) for suffix in (".png", ".pdf"))
+        return write_figure(fig, stem, dpi=200)
 
 
 def _draw_curve(ax: Axes, by_n: dict, color: str, label: str, ls: str = "-") -> None:

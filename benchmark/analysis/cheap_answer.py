@@ -23,11 +23,10 @@ from omegaconf import DictConfig
 from benchmark.analysis.cheap_scores import (DEPTH_NULL, PREDICTOR_NAMES, RANDOM_INIT_NULL, READOUT, UnitCurves,
                                              scored, scores_table)
 from benchmark.analysis.export import write_json, write_text
-from benchmark.analysis.figure import RC
+from benchmark.analysis.figure import RC, write_figure
 from benchmark.measures import MEASURES
 from benchmark.measures.labelled import ReadoutMeasure
 from benchmark.protocol import TRANSFER
-from benchmark.store.atomic import atomic_write
 
 COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e")
 MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
@@ -140,8 +139,7 @@ def plot_cells(units: dict[str, list[UnitCurves]], labels: Sequence[str], stem: 
         ax.set_ylabel("cheap generality (other / own)")
         ax.set_title("The cheap answer on every cell of every sweep")
         ax.grid(color="0.93", lw=0.6)
-        return tuple(atomic_write(stem.with_suffix(s), lambda tmp, s=s: fig.savefig(tmp, format=s[1:], dpi=200))
-                     for s in (".png", ".pdf"))
+        return write_figure(fig, stem, dpi=200)
 
 
 def _cells(units: list[UnitCurves], predictor: str) -> tuple[list[float], list[float], list[str]]:

@@ -22,10 +22,9 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from benchmark.analysis.curve import layer_names, role
-from benchmark.analysis.figure import RC
+from benchmark.analysis.figure import RC, write_figure
 from benchmark.analysis.stats import ci_half_width, describe
 from benchmark.protocol import BASE, SERIES, SERIES_BY_KEY, SOURCE_BASE, TRANSFER
-from benchmark.store.atomic import atomic_write
 from benchmark.store.record import RunRecord
 
 
@@ -107,9 +106,7 @@ def plot_similarity(similarity: dict, generality: dict, stem: Path) -> tuple[Pat
             _beside_generality(axes[1], base, generality, blocks, similarity["chance"].get("base_vs_base", {}))
         if vs_source:
             _against_source(axes[-1], vs_source, blocks, similarity["chance"].get("vs_source", {}))
-        paths = tuple(atomic_write(stem.with_suffix(suffix), lambda tmp, s=suffix: fig.savefig(
-            tmp, format=s[1:], dpi=200)) for suffix in (".png", ".pdf"))
-    return paths
+        return write_figure(fig, stem, dpi=200)
 
 
 def _heatmap(ax: Axes, base: dict, blocks: dict[str, str]) -> None:

@@ -15,13 +15,12 @@ from matplotlib.lines import Line2D
 
 from benchmark.analysis.curve import build_summary, metric_label
 from benchmark.analysis.export import write_text
-from benchmark.analysis.figure import RC, XLABEL
+from benchmark.analysis.figure import RC, XLABEL, write_figure
 from benchmark.analysis.findings import FindingsSettings, test_findings
 from benchmark.analysis.findings_table import findings_rows, verdict_grid
 from benchmark.analysis.sanity import gate, sanity_checks
 from benchmark.analysis.stats import ci_half_width
 from benchmark.protocol import SELFFER, SERIES_BY_KEY, TRANSFER, TRANSFER_TUNED
-from benchmark.store.atomic import atomic_write
 from benchmark.store.fingerprint import not_determining
 from benchmark.store.record import RunRecord
 from benchmark.tracking import flatten
@@ -103,9 +102,7 @@ def plot_comparison(summaries: list[dict], labels: list[str], stem: Path) -> tup
         ax.set_xlabel(XLABEL)
         ax.set_ylabel(metric_label(summaries[0]["metric"]))
         ax.grid(axis="y", color="0.93", lw=0.6)
-        paths = tuple(atomic_write(stem.with_suffix(s), lambda tmp, s=s: fig.savefig(tmp, format=s[1:], dpi=200))
-                      for s in (".png", ".pdf"))
-    return paths
+        return write_figure(fig, stem, dpi=200)
 
 
 def _plot_one(ax: Axes, summary: dict, color: str) -> None:
