@@ -80,7 +80,6 @@ import os
 os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: no bars in timed epochs
 
 import argparse
-import functools
 import json
 import math
 import multiprocessing
@@ -105,7 +104,6 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark import feature_cache
-from benchmark.blocks import model_blocks
 from benchmark.config import compose_config
 from benchmark.data import HalfTask, nominal_image_size
 from benchmark.data.batches import Augment, batches
@@ -120,7 +118,7 @@ from benchmark.protocol import OWN, other_half
 from benchmark.surgery import parameter_groups, prepare_target
 from benchmark.train import (TrainData, TrainJob, autocast, compiled, evaluate, evaluated_after,
                              make_optimizer, train_epoch)
-from hydra_plugins.transferbench_sweeper import (POINT_KEYS, WARM_SOURCES, Point, expanded_jobs,
+from hydra_plugins.transferbench_sweeper import (WARM_SOURCES, Point, blocks_by_model, expanded_jobs,
                                                  protocol_points, waves)
 
 DEFAULT_STEPS = 8
@@ -436,15 +434,8 @@ def sweep_jobs(overrides: Sequence[str]) -> list[tuple[list[str], Point]]:
     cfg = composed(overrides, hydra_config=True)
     params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     grid = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)[0]
-
-    @functools.cache
-    def blocks_of(settings: tuple[str, ...]) -> tuple[str, list[str]]:
-        job_cfg = composed([*overrides, *settings]) if settings else cfg
-        return str(job_cfg.model.name), model_blocks(job_cfg)
-
-    def model_blocks_of(job: list[str]) -> tuple[str, list[str]]:  # the points never change the model
-        return blocks_of(tuple(item for item in job if item.split("=", 1)[0] not in POINT_KEYS))
-    points = protocol_points(expanded_jobs(grid, cfg, model_blocks_of), cfg)
+    blocks = blocks_by_model(lambda settings: composed([*overrides, *settings]))
+    points = protocol_points(expanded_jobs(grid, cfg, blocks), cfg)
     point_of = {tuple(job): point for job, point in points}
     return [(job, point_of[tuple(item for item in job if item != WARM_SOURCES)])
             for wave in waves(points) for job in wave]

@@ -95,6 +95,21 @@ def expanded_jobs(grid: List[List[str]], defaults: DictConfig, model_blocks_of: 
     return [list(job) for job in dict.fromkeys(expanded)]
 
 
+def blocks_by_model(compose: Callable[[List[str]], DictConfig]) -> ModelBlocks:
+    """``model_blocks_of`` for :func:`expanded_jobs`: a job's model name and block names, from the
+    config ``compose`` makes of the job's settings without its protocol point (which never changes
+    a model), composed once per model setting."""
+    cache: dict[tuple[str, ...], tuple[str, list[str]]] = {}
+
+    def of(job: List[str]) -> tuple[str, list[str]]:
+        key = tuple(item for item in job if item.split("=", 1)[0] not in POINT_KEYS)
+        if key not in cache:
+            cfg = compose(list(key))
+            cache[key] = (str(cfg.model.name), model_blocks(cfg))
+        return cache[key]
+    return of
+
+
 def protocol_points(jobs: List[List[str]], defaults: DictConfig) -> List[tuple[List[str], Point]]:
     """The jobs that are runs of the protocol, each with its point (treatment, n, finetune)."""
     points = [(job, _point(job, defaults)) for job in jobs]
@@ -124,7 +139,6 @@ def waves(jobs: List[tuple[List[str], Point]]) -> List[List[List[str]]]:
 class ProtocolSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
-        self._blocks: dict[tuple, list[str]] = {}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
               ) -> None:
@@ -134,19 +148,13 @@ class ProtocolSweeper(BasicSweeper):
             hydra_context=hydra_context, task_function=task_function, config=config), config)
         self.launcher = GuardedLauncher(self.launcher, config)
 
-    def _model_blocks(self, job: List[str]) -> tuple[str, list[str]]:
-        """The model name and block names of the config this job composes (cached per model setting)."""
-        key = tuple(item for item in job if item.split("=", 1)[0] not in POINT_KEYS)
-        if key not in self._blocks:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, list(job))
-            self._blocks[key] = (str(cfg.model.name), model_blocks(cfg))
-        return self._blocks[key]
-
     def split_arguments(self, overrides: List[Override], max_batch_size: Optional[int]
                         ) -> List[List[List[str]]]:
         grid = BasicSweeper.split_arguments(overrides, None)[0]
         try:
-            jobs = expanded_jobs(grid, self.config, self._model_blocks)
+            blocks = blocks_by_model(lambda job: self.hydra_context.config_loader.load_sweep_config(
+                self.config, job))
+            jobs = expanded_jobs(grid, self.config, blocks)
             valid = protocol_points(jobs, self.config)
         except UserError as error:  # one line, before any job starts
             exit_with(error)
