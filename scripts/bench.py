@@ -115,6 +115,7 @@ from benchmark.measures.labelled import read_out
 from benchmark.models import TransferNet
 from benchmark.networks import Workspace
 from benchmark.protocol import OWN, other_half
+from benchmark.schema import validate
 from benchmark.surgery import parameter_groups, prepare_target
 from benchmark.train import (TrainData, TrainJob, autocast, compiled, evaluate, evaluated_after,
                              make_optimizer, train_epoch)
@@ -203,11 +204,14 @@ class Setup:
 
 
 def composed(overrides: Sequence[str], hydra_config: bool = False) -> DictConfig:
+    """The config a run of these overrides gets, every value checked against its key's rules."""
     try:
-        return compose_config(*overrides, hydra_config=hydra_config)
+        cfg = compose_config(*overrides, hydra_config=hydra_config)
     except HydraException as error:
         raise UserError(f"cannot compose the config from {' '.join(overrides)}: "
                         f"{str(error).splitlines()[0]}") from None
+    validate(cfg)
+    return cfg
 
 
 def in_memory(source: ImageSet, batch_size: int, device: torch.device) -> ImageTensors:

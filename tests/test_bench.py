@@ -72,10 +72,12 @@ def test_bench_writes_every_key(tmp_path):
     assert result["overrides"] == TINY
 
 
-def test_bench_bad_override_is_one_line(tmp_path):
-    done = bench(tmp_path, "model=nosuch")
+@pytest.mark.parametrize("override, named", [("model=nosuch", "model/nosuch"),
+                                              ("train.epochs=-1", "train.epochs=-1 must be at least 1")])
+def test_bench_bad_override_is_one_line(tmp_path, override, named):
+    done = bench(tmp_path, override)
     assert done.returncode != 0
-    assert done.stderr.strip().startswith("error:") and "model/nosuch" in done.stderr
+    assert done.stderr.strip().startswith("error:") and named in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "bench.json").exists()
 
