@@ -249,6 +249,17 @@ def test_not_enough_runs_names_the_missing_runs(tmp_path):
     assert found[2]["verdict"] == HOLDS
 
 
+def test_fine_tuned_runs_at_some_layers_are_tested_there_and_a_missing_one_still_counts():
+    fine_tuned_at = (2, 4, 6)
+    runs = [r for r in records() if not r.finetune or r.n in fine_tuned_at]
+    found = findings_of(runs)
+    assert (found[3]["verdict"], found[4]["verdict"]) == (HOLDS, HOLDS)
+    assert found[3]["layers"] == found[4]["layers"] == list(fine_tuned_at)
+    assert "n=2: " in found[3]["detail"] and "n=3: " not in found[3]["detail"]
+    without_one = [r for r in runs if r.label != "BnB+4"]
+    assert findings_of(without_one)[3]["verdict"] == NOT_ENOUGH_RUNS  # AnB+4 ran: BnB+4 is missing
+
+
 def test_one_seed_shows_every_estimate_and_says_verdicts_need_two(tmp_path, capsys):
     sweep = tmp_path / "one"
     for series, (treatment, finetune) in {"base": ("base", False), **SERIES}.items():

@@ -48,6 +48,26 @@ def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):
     assert runs == ["BnB1-seed0", "BnB2-seed0", "baseB-seed0"]  # the reference of the curve, at n=0
 
 
+def test_finetuned_layers_keep_the_fine_tuned_runs_at_those_layers_only(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_main("-m", "experiment=smoke", "treatment=base,selffer", "n=1,2", "finetune=false,true",
+                    "hydra.sweeper.finetuned_layers=[2]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
+    assert runs == ["BnB+2-seed0", "BnB1-seed0", "BnB2-seed0", "baseB-seed0"]
+
+
+def test_a_fine_tuned_layer_the_model_lacks_is_one_error_line_and_runs_nothing(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = run_main("-m", "experiment=smoke", "treatment=base,selffer", "n=all", "finetune=false,true",
+                    "hydra.sweeper.finetuned_layers=[2,9]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.strip().startswith("error: hydra.sweeper.finetuned_layers names layer 9, but "
+                                          "model=convnet8 has 7 transferable blocks (conv1, conv2")
+    assert len(proc.stderr.strip().splitlines()) == 1
+    assert not list(sweep.glob("*/result.json"))
+
+
 def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
     proc = _sweep(tmp_path, "wandb.mode=offline")
     assert proc.returncode == 0, proc.stderr[-3000:]

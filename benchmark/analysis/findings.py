@@ -24,7 +24,7 @@ import numpy as np
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
-from benchmark.analysis.curve import Table, is_usable, paired_differences, role_table
+from benchmark.analysis.curve import Table, is_usable, paired_differences, role, role_table
 from benchmark.analysis.findings_table import format_interval, format_p
 from benchmark.analysis.stats import describe, holm, slope
 from benchmark.analysis.verdict import (GREATER, Regions, Row, Test, at_least, both, decide, one_sample_row,
@@ -77,9 +77,21 @@ def points_scale(metric: str) -> float | None:
     return 100.0 if metric in ACCURACIES else None
 
 
+def _layers_run(results: Iterable[RunRecord]) -> dict[bool, list[int]]:
+    """{finetune: the layers n the fine-tuned (True) or frozen (False) runs were run at, whatever
+    their status}: a sweep may fine-tune at some layers only (hydra.sweeper.finetuned_layers)."""
+    ran: dict[bool, set[int]] = {False: set(), True: set()}
+    for result in results:
+        if role(result) not in BASES:
+            ran[bool(result.finetune)].add(result.n)
+    return {finetune: sorted(layers) for finetune, layers in ran.items()}
+
+
 def test_findings(results: Iterable[RunRecord], metric: str, settings: FindingsSettings) -> dict:
     """Every finding's test on the usable runs: ``{"layers": ..., "depth": L, "units": the units of
     replication (splits) of the base runs, "findings": [...]}``."""
+    results = list(results)
+    ran = _layers_run(results)
     results = [r for r in results if is_usable(r, metric)]
     scale = points_scale(metric)
     depth = max((len(r.blocks or []) for r in results), default=0) or max(
@@ -89,7 +101,6 @@ def test_findings(results: Iterable[RunRecord], metric: str, settings: FindingsS
                   else "no usable runs")
         return {"layers": {}, "findings": [], "skipped": reason}
     table = role_table(results, metric)
-    ran = sorted({n for name, by_n in table.items() if name not in BASES for n in by_n})
     context = _Context(table, scale, settings, ran)
     ranges = layer_ranges(depth, settings)
     findings = [_finding1(context, ranges), _finding2(context, ranges), _finding3(context, ranges),
@@ -122,7 +133,7 @@ class _Context:
     table: Table
     scale: float
     s: FindingsSettings
-    ran: list[int]
+    ran: Mapping[bool, list[int]]  # the layers the fine-tuned (True) and frozen runs were run at
 
     def differences(self, role: str, reference: str, n: int) -> dict[tuple, float]:
         """Per split: role - reference at layer n, in points."""
@@ -133,13 +144,19 @@ class _Context:
         """A row per layer of the per-split differences ``sign * (role - reference)``, and the runs
         missing for a test (named by label)."""
         rows, missing = [], []
-        for n in [n for n in layers if n in self.ran] or layers:
+        for n in self.layers_of(role, layers) or layers:
             diffs = [sign * d for d in self.differences(role, reference, n).values()]
             if len(diffs) < MIN_PAIRS:
                 missing.append(_missing(role, reference, n, len(diffs)))
             if diffs:
                 rows.append(one_sample_row(f"n={n}", diffs))
         return rows, missing
+
+    def layers_of(self, role: str, layers: list[int]) -> list[int]:
+        """Those of ``layers`` that runs of the series' kind (fine-tuned or frozen; where none of
+        its kind ran, of either) were run at; a series missing at one of them is missing runs there."""
+        run_at = self.ran[SERIES_BY_KEY[role].finetune] or self.ran[False] + self.ran[True]
+        return [n for n in layers if n in run_at]
 
     def negligible(self, margin: float) -> float:
         return self.s.negligible * margin
@@ -231,7 +248,7 @@ STATEMENTS = {
 def _finding1(c: _Context, ranges: dict[str, list[int]]) -> dict:
     near = c.s.near_points
     rows, missing = c.per_layer(TRANSFER, BASE, ranges["first"])
-    layers = [n for n in ranges["all"] if n in c.ran]
+    layers = c.layers_of(TRANSFER, ranges["all"])
     span = max(layers, default=0) - min(layers, default=0)
     falls = [-s * span for s in _unit_slopes(c, layers)]
     if len(falls) < MIN_PAIRS:
@@ -268,13 +285,13 @@ def _finding3(c: _Context, ranges: dict[str, list[int]]) -> dict:
     same = c.s.same_points
     rows, missing = c.per_layer(SELFFER_TUNED, BASE, ranges["all"])
     detail = f"BnB+ - baseB, equivalence within +-{same:g} points (two one-sided tests): {rows_text(rows)}"
-    return _finding(3, ranges["all"], f"BnB+ - baseB within +-{same:g} at every n (TOST)", within(rows, same), c,
+    return _finding(3, c.layers_of(SELFFER_TUNED, ranges["all"]) or ranges["all"], f"BnB+ - baseB within +-{same:g} at every n (TOST)", within(rows, same), c,
                     detail, missing)
 
 
 def _finding4(c: _Context, ranges: dict[str, list[int]]) -> dict:
     boost = c.s.boost_points
-    layers = [n for n in ranges["all"] if n in c.ran]
+    layers = c.layers_of(TRANSFER_TUNED, ranges["all"])
     rows, _ = c.per_layer(TRANSFER_TUNED, BASE, layers)  # detail: a layer with one split has no test
     pooled = _layer_mean(c, TRANSFER_TUNED, BASE, layers)
     units = pooled[0].point["count"] if pooled else 0
@@ -293,7 +310,7 @@ def _finding4(c: _Context, ranges: dict[str, list[int]]) -> dict:
               f"AnB+ - BnB+ averaged over the same layers (transfer's boost beyond a second training cycle; "
               f"two-sided p={format_p(beside[0].test(0.0, 'two-sided')) if beside else '--'}): "
               f"{rows_text(beside) or '--'}")
-    return _finding(4, layers or ranges["all"], f"AnB+ - baseB averaged over n > {boost:g}", regions, c,
+    return _finding(4, layers or ranges["all"], f"mean over n of AnB+ - baseB > {boost:g}", regions, c,
                     detail, missing)
 
 
@@ -337,7 +354,7 @@ def _finding5(results: list[RunRecord], metric: str, c: _Context, ranges: dict[s
 
 def _top_drops(c: _Context, top: list[int]) -> list[float]:
     """Per split, baseB - AnB (points) averaged over the top layers (splits with all of them)."""
-    per_layer = [c.differences(TRANSFER, BASE, n) for n in top if n in c.ran] or [{}]
+    per_layer = [c.differences(TRANSFER, BASE, n) for n in c.layers_of(TRANSFER, top)] or [{}]
     units = set.intersection(*(set(d) for d in per_layer))
     return [-sum(d[u] for d in per_layer) / len(per_layer) for u in sorted(units, key=str)]
 

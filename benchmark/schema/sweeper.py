@@ -17,6 +17,11 @@ def _grid() -> Check:
                  "{seed:'0,1'}", 7)
 
 
+def _layers() -> Check:
+    return Check(lambda v, _: v is None or (len(v) > 0 and all(n >= 1 for n in v)),
+                 "must be null (every layer) or a list of layers 1..L", [2, 4, 6], [0])
+
+
 @dataclass
 class Protocol(BasicSweeperConf):
     _target_: str = "hydra_plugins.transferbench_sweeper.ProtocolSweeper"
@@ -24,6 +29,8 @@ class Protocol(BasicSweeperConf):
     # the grid, untyped as Hydra's own YAML leaves it: OmegaConf cannot merge a mapping given on the
     # command line into a typed one that is null, and keys cannot be added to a typed one that is not
     params: Any = key(_grid(), default=None)
+    # fine-tuned runs (BnB+, AnB+) only at these layers n; null: at every layer of the grid
+    finetuned_layers: Optional[list[int]] = key(_layers(), default=None)
 
 
 store("sweeper", "protocol", Protocol)

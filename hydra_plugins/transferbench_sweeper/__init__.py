@@ -8,7 +8,9 @@ target x seed ...), like Hydra's basic sweeper, with three changes:
   model, L and its blocks; base runs copy no layer and run once, at n = 0, whatever
   the n axis holds (``n=1,3,5`` keeps its base runs, the reference of the curve);
 * combinations that are not runs of the protocol (``treatment=selffer n=0``,
-  ``treatment=random finetune=true``) are dropped instead of failing;
+  ``treatment=random finetune=true``) are dropped instead of failing, and so are fine-tuned
+  runs at a layer outside ``finetuned_layers`` when the sweeper's config names some (fine-tuned
+  runs train every layer: the costliest points of the curve);
 * the jobs run in two waves (:func:`waves`): the base runs and the runs that copy no
   base network of the sweep (random, external) first, so the base networks are trained
   and cached before the jobs that copy from them start (no job waits on a lock while a
@@ -23,7 +25,7 @@ An exception that escapes the launcher ends the sweep in one ``error:`` line
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import List, Optional
 
@@ -116,6 +118,22 @@ def protocol_points(jobs: List[List[str]], defaults: DictConfig) -> List[tuple[L
     return [(job, point) for job, point in points if combination_problem(*point) is None]
 
 
+def finetuned_only_at(points: List[tuple[List[str], Point]], layers: Optional[Sequence[int]],
+                      model_blocks_of: ModelBlocks) -> List[tuple[List[str], Point]]:
+    """The points without the fine-tuned runs at a layer not in ``layers`` (None: every layer
+    stays). :class:`UserError` where a layer is not one of a fine-tuned job's model."""
+    if layers is None:
+        return points
+    for job, (_, _, finetune) in points:
+        model, blocks = model_blocks_of(job)
+        outside = [n for n in layers if n > len(blocks)] if finetune else []
+        if outside:
+            raise UserError(f"hydra.sweeper.finetuned_layers names layer {outside[0]}, but model={model} has "
+                            f"{len(blocks)} transferable blocks ({', '.join(blocks)}); use layers between 1 "
+                            f"and {len(blocks)}, or null for every layer")
+    return [(job, point) for job, point in points if not point[2] or point[1] in layers]
+
+
 def _longest_first(job: tuple[List[str], Point]) -> tuple[bool, int]:
     """Fine-tuned runs train every layer; frozen ones train less the more layers they copy."""
     _, (_, n, finetune) = job
@@ -137,8 +155,10 @@ def waves(jobs: List[tuple[List[str], Point]]) -> List[List[List[str]]]:
 
 
 class ProtocolSweeper(BasicSweeper):
-    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None) -> None:
+    def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None,
+                 finetuned_layers: Optional[Sequence[int]] = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
+        self.finetuned_layers = None if finetuned_layers is None else list(finetuned_layers)
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
               ) -> None:
@@ -155,12 +175,15 @@ class ProtocolSweeper(BasicSweeper):
             blocks = blocks_by_model(lambda job: self.hydra_context.config_loader.load_sweep_config(
                 self.config, job))
             jobs = expanded_jobs(grid, self.config, blocks)
-            valid = protocol_points(jobs, self.config)
+            points = protocol_points(jobs, self.config)
+            valid = finetuned_only_at(points, self.finetuned_layers, blocks)
         except UserError as error:  # one line, before any job starts
             exit_with(error)
-        dropped = len(jobs) - len(valid)
-        if dropped:
-            log.info("dropped %d grid points that are not runs of the protocol", dropped)
+        if len(jobs) > len(points):
+            log.info("dropped %d grid points that are not runs of the protocol", len(jobs) - len(points))
+        if len(points) > len(valid):
+            log.info("dropped %d fine-tuned runs at layers outside finetuned_layers=%s",
+                     len(points) - len(valid), self.finetuned_layers)
         write_plan(Path(self.config.hydra.sweep.dir), len(valid))
         size = max_batch_size or 0
         in_waves = waves(valid)
