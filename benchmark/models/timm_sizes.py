@@ -17,7 +17,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -78,11 +77,12 @@ def _direct(arch: str, kwargs: dict[str, Any], image_size: int) -> list[dict[str
     return [own, {**kwargs, **padded_size, "dynamic_img_pad": True}]
 
 
-def _created_larger(arch: str, kwargs: dict[str, Any], image_size: int) -> Iterator[dict[str, Any]]:
+def _created_larger(arch: str, kwargs: dict[str, Any], image_size: int) -> list[dict[str, Any]]:
     """A fixed-size model created for the nearest larger sizes, one after the other: taken when its
     own forward takes ``image_size`` px images (it scales or pads them itself)."""
-    if "img_size" not in kwargs and fixed_input_size(arch):
-        yield from ({**kwargs, "img_size": size} for size in _candidates(arch, image_size, larger=True)[:SEARCH_TRIES])
+    if "img_size" in kwargs or not fixed_input_size(arch):
+        return []
+    return [{**kwargs, "img_size": size} for size in _candidates(arch, image_size, larger=True)[:SEARCH_TRIES]]
 
 
 def _log_sizing(arch: str, kwargs: dict[str, Any], image_size: int) -> None:
@@ -158,8 +158,9 @@ def _candidates(arch: str, image_size: int, larger: bool) -> list[int]:
     """Multiples of the usual patch and stride sides up to twice the model's own size: the larger
     ones from the nearest up, or the smaller ones from the nearest down."""
     sizes = {k * step for step in SEARCH_STEPS for k in range(1, 2 * native_size(arch) // step + 1)}
-    return sorted((s for s in sizes if s > image_size), reverse=False) if larger else \
-        sorted((s for s in sizes if s < image_size), reverse=True)
+    if larger:
+        return sorted(s for s in sizes if s > image_size)
+    return sorted((s for s in sizes if s < image_size), reverse=True)
 
 
 def _takes(arch: str, kwargs: dict[str, Any], image_size: int) -> bool:
