@@ -66,19 +66,25 @@ def test_a_model_without_timms_grouping_is_cut_after_its_feature_stages(arch, bl
         block_names(zoo_cfg("timm", arch, granularity="fine"), 224)
 
 
-# one model of each kind, at a size that is not its own: (arch, image size, its native size)
+# one model of each kind, at a size that is not its own: (arch, image size, its native size, model.kwargs,
+# what the log says of the sizing)
+SMALL_DEEPSEEK = {"embed_dim": 64, "depth": 3, "num_heads": 4}  # its blocks, fewer and narrower
 OTHER_SIZES = [
-    ("test_vit", 32, 160),        # ViT: absolute position embeddings, 16 px patches
-    ("test_vit", 24, 160),        # ... whose patches do not divide the size: timm pads (dynamic_img_pad)
-    ("test_maxvit", 64, 160),     # windowed and grid attention (MaxViT)
-    ("pit_ti_224", 64, 224),      # pooling ViT without timm's grouping
-    ("test_resnet", 32, 160),     # convolutional: any size
+    ("test_vit", 32, 160, {}, "created for 32 px inputs (timm's img_size=; its own size is 160 px)"),  # ViT
+    ("test_vit", 24, 160, {}, "is created for 32 px inputs (timm's img_size=) and pads the 24 px images"),  # 16 px
+    ("test_maxvit", 64, 160, {}, "created for 64 px inputs"),  # windowed and grid attention (MaxViT)
+    ("pit_ti_224", 64, 224, {}, "created for 64 px inputs"),  # pooling ViT without timm's grouping
+    ("test_resnet", 32, 160, {}, None),  # convolutional: any size, nothing to say
+    # RoPE ViT, not of a fixed size, 14 px patches: timm pads the images (dynamic_img_pad)
+    ("deepseek_vit_412m", 32, 546, SMALL_DEEPSEEK, "pads the 32 px images to a multiple of its patches"),
+    # two patch grids (12 and 16 px) that 32 px does not fit: created for 36 px, its forward scales the images
+    ("crossvit_tiny_240", 32, 240, {}, "created for 36 px inputs (timm's img_size=; it is not created for 32 px)"),
 ]
 
 
-def _one_frozen_step(arch: str, size: int) -> None:
+def _one_frozen_step(arch: str, size: int, kwargs: dict | None = None) -> None:
     """Copy two blocks from another init, freeze them and train one step on images of ``size``."""
-    cfg = zoo_cfg("timm", arch)
+    cfg = zoo_cfg("timm", arch, kwargs=kwargs or {})
     torch.manual_seed(0)
     source = build_model(cfg, 3, size).state_dict()
     torch.manual_seed(1)
@@ -92,10 +98,12 @@ def _one_frozen_step(arch: str, size: int) -> None:
     assert frozen and all(torch.equal(target.state_dict()[k], v) for k, v in frozen.items())
 
 
-@pytest.mark.parametrize("arch, size, native", OTHER_SIZES)
-def test_a_zoo_model_is_built_for_the_datas_image_size(arch, size, native):
-    assert size != native
-    _one_frozen_step(arch, size)
+@pytest.mark.parametrize("arch, size, native, kwargs, logged", OTHER_SIZES)
+def test_a_zoo_model_is_built_for_the_datas_image_size(arch, size, native, kwargs, logged, caplog):
+    assert size != native == native_size(arch)
+    with caplog.at_level(logging.INFO, logger="benchmark.models.timm_sizes"):
+        _one_frozen_step(arch, size, kwargs)
+    assert (logged in caplog.text) if logged else not caplog.text
 
 
 @pytest.mark.slow
@@ -104,11 +112,14 @@ def test_a_full_size_zoo_model_is_built_for_small_images(arch, size):
     _one_frozen_step(arch, size)
 
 
-def test_a_size_a_model_cannot_take_is_one_error_naming_the_sizes_it_takes(smoke_cfg, tmp_path):
-    with pytest.raises(UserError, match=r"timm's deepseek_vit_412m cannot take 32 px images \(its 14 px patches do "
-                                        r"not divide 32 px\); it takes 28 px or 42 px: set the dataset's image size"):
-        block_names(zoo_cfg("timm", "deepseek_vit_412m"), 32)
-    result = run_main("experiment=smoke", "model=timm", "model.arch=deepseek_vit_412m", "dataset.params.image_size=32",
+def test_a_size_a_model_cannot_take_is_one_error_naming_the_smallest_size_it_takes(smoke_cfg, tmp_path):
+    """Inception's stem shrinks 32 px below its kernels; 75 px is the smallest size it takes."""
+    with pytest.raises(UserError, match=r"timm's inception_v3 cannot take 32 px images \(its forward fails at this "
+                                        r"size: RuntimeError: .*Kernel size can't be greater than actual input size\); "
+                                        r"it takes 75 px: set the dataset's image size .* to it$"):
+        block_names(zoo_cfg("timm", "inception_v3"), 32)
+    _one_frozen_step("inception_v3", 75)  # the size it names trains
+    result = run_main("experiment=smoke", "model=timm", "model.arch=inception_v3", "dataset.params.image_size=32",
                       cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode != 0 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
