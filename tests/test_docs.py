@@ -81,6 +81,9 @@ def test_the_zoo_page_shows_the_kept_coverage_rows():
         "docs/zoo.md is stale: paste python scripts/zoo_coverage.py --out docs/zoo/coverage.jsonl --table"
     families = {json.loads(line)["family"] for line in ZOO_COVERAGE.read_text().splitlines()}
     assert f"timm's {len(families)} families" in (DOCS / "models.md").read_text()
+    counts = dict(re.findall(r"(\w+) px: (\d+) of \d+", summary))
+    assert (f"at 32 px {counts['32']} of {len(families)} families train, at 64 px {counts['64']} of "
+            f"{len(families)}, at their own size all {counts['native']} that fit") in (REPO / "README.md").read_text()
 
 
 @pytest.mark.parametrize("kept", KEPT, ids=[k.name for k in KEPT])
