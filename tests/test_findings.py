@@ -414,8 +414,8 @@ def test_a_run_checks_the_findings_settings_before_it_starts():
     with pytest.raises(UserError, match=r"analysis.findings.far_points=-1.0 must be positive"):
         check_config(compose_config("analysis.findings.far_points=-1"))
     with pytest.raises(UserError, match=r"train.epochs=12 with train.eval_every=3 evaluates 4 times"):
-        check_config(compose_config("experiment=demo", "analysis.metric=mean_highest"))
-    check_config(compose_config("experiment=demo", "analysis.metric=mean_highest", "train.eval_every=1"))
+        check_config(compose_config("experiment=demo_long", "analysis.metric=mean_highest"))
+    check_config(compose_config("experiment=demo_long", "analysis.metric=mean_highest", "train.eval_every=1"))
 
 
 def test_analysis_help_prints_the_verdict_regions(capsys):
