@@ -198,13 +198,24 @@ def run_main(*args: str, cwd: Path, env: dict | None = None) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def _unpack_dir(tmp_path_factory) -> Path:
-    """In memory where the machine has ``/dev/shm``: tens of thousands of small image files
-    unpack there in seconds, not the minute they can take on a busy disk."""
+def _memory_dir(tmp_path_factory, name: str) -> Path:
+    """A fresh directory in memory where the machine has ``/dev/shm`` (else under pytest's
+    temporary directory): tens of thousands of small image files unpack there in seconds, not
+    the minute they can take on a busy disk, and a file fsynced there is not waited for."""
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
-        return Path(tempfile.mkdtemp(prefix="transferbench-shared-", dir=shm))
-    return tmp_path_factory.mktemp("shared")
+        return Path(tempfile.mkdtemp(prefix=f"transferbench-{name}-", dir=shm))
+    return tmp_path_factory.mktemp(name)
+
+
+@pytest.fixture
+def memory_tmp_path(tmp_path_factory) -> Iterator[Path]:
+    """``tmp_path`` in memory (``_memory_dir``), removed after the test: for runs of networks of
+    hundreds of megabytes (CaffeNet's checkpoints and cached bases, each written with an fsync),
+    which would otherwise spend longer waiting for the disk than training."""
+    path = _memory_dir(tmp_path_factory, "run")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _extract(tarball: Path, into: Path) -> None:
@@ -225,7 +236,7 @@ def _unpack_shared(tmp_path_factory, tarball_name: str) -> Iterator[Path]:
     tarball = SHARED_DATA / tarball_name
     if not tarball.is_file():
         pytest.skip(f"{tarball} is absent (real data for this test lives in ../shared/data)")
-    root = _unpack_dir(tmp_path_factory)
+    root = _memory_dir(tmp_path_factory, "shared")
     _extract(tarball, root / "data")
     yield root
     shutil.rmtree(root)
