@@ -14,12 +14,13 @@ import sys
 import tarfile
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -71,6 +72,26 @@ def shared_smoke_cfg(shared_cache: Path):
     """Compose the smoke preset with the session's base-network cache: for tests that only
     use base networks (read-only)."""
     return lambda *overrides: smoke_config(shared_cache, *overrides)
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The directory ``name``, filled by ``build`` once for the whole session: under pytest-xdist
+    the first worker to ask builds it (behind a lock in the session's shared temporary root) and
+    the others wait for it, where each would otherwise build its own copy of a module fixture
+    whose tests the scheduler gave to both. Read-only once built."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.mktemp(name)
+        build(path)
+        return path
+    root = tmp_path_factory.getbasetemp().parent
+    path, built = root / name, root / f"{name}.built"
+    with FileLock(root / f"{name}.lock"):
+        if not built.exists():
+            shutil.rmtree(path, ignore_errors=True)  # what a worker whose build failed left
+            path.mkdir()
+            build(path)
+            built.touch()
+    return path
 
 
 def _cli_env(cwd: Path, env: dict | None) -> dict[str, str]:
