@@ -163,7 +163,7 @@ def test_a_diverging_run_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
 
 def test_unreachable_wandb_never_fails_a_run_and_is_given_up_once(tmp_path):
     proc = run_cli("-m", "experiment=smoke", "treatment=base,selffer", "n=0,3", "wandb.mode=online",
-                   "wandb.init_timeout=5", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+                   "wandb.init_timeout=1", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
                    env={"WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     statuses = [json.loads(p.read_text())["status"] for p in (tmp_path / "sweep").glob("*/result.json")]
