@@ -29,7 +29,8 @@ E = TypeVar("E", bound=BaseException)
 
 
 def _variants(overrides: Sequence[str]) -> list[list[str]]:
-    """One override list per sweep value: each value is composed at least once."""
+    """One override list per sweep value: each value is composed at least once (the list of every
+    axis's first value once, not once per axis)."""
     parsed = OverridesParser.create().parse_overrides(list(overrides))
     base, sweeps = [], []
     for override in parsed:
@@ -46,8 +47,9 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
             base.append(override.input_line)
     if not sweeps:
         return [base]
-    return [base + [first[0] for first in sweeps[:i]] + [value] + [s[0] for s in sweeps[i + 1:]]
-            for i, values in enumerate(sweeps) for value in values]
+    variants = [base + [first[0] for first in sweeps[:i]] + [value] + [s[0] for s in sweeps[i + 1:]]
+                for i, values in enumerate(sweeps) for value in values]
+    return [list(v) for v in dict.fromkeys(tuple(v) for v in variants)]
 
 
 def _explain(error: HydraException) -> str:

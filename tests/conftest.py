@@ -14,12 +14,13 @@ import sys
 import tarfile
 import tempfile
 import traceback
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig
@@ -71,6 +72,26 @@ def shared_smoke_cfg(shared_cache: Path):
     """Compose the smoke preset with the session's base-network cache: for tests that only
     use base networks (read-only)."""
     return lambda *overrides: smoke_config(shared_cache, *overrides)
+
+
+def built_once(tmp_path_factory, name: str, build: Callable[[Path], None]) -> Path:
+    """The directory ``name``, filled by ``build`` once for the whole session: under pytest-xdist
+    the first worker to ask builds it (behind a lock in the session's shared temporary root) and
+    the others wait for it, where each would otherwise build its own copy of a module fixture
+    whose tests the scheduler gave to both. Read-only once built."""
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        path = tmp_path_factory.mktemp(name)
+        build(path)
+        return path
+    root = tmp_path_factory.getbasetemp().parent
+    path, built = root / name, root / f"{name}.built"
+    with FileLock(root / f"{name}.lock"):
+        if not built.exists():
+            shutil.rmtree(path, ignore_errors=True)  # what a worker whose build failed left
+            path.mkdir()
+            build(path)
+            built.touch()
+    return path
 
 
 def _cli_env(cwd: Path, env: dict | None) -> dict[str, str]:
@@ -198,13 +219,24 @@ def run_main(*args: str, cwd: Path, env: dict | None = None) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def _unpack_dir(tmp_path_factory) -> Path:
-    """In memory where the machine has ``/dev/shm``: tens of thousands of small image files
-    unpack there in seconds, not the minute they can take on a busy disk."""
+def _memory_dir(tmp_path_factory, name: str) -> Path:
+    """A fresh directory in memory where the machine has ``/dev/shm`` (else under pytest's
+    temporary directory): tens of thousands of small image files unpack there in seconds, not
+    the minute they can take on a busy disk, and a file fsynced there is not waited for."""
     shm = Path("/dev/shm")
     if shm.is_dir() and os.access(shm, os.W_OK):
-        return Path(tempfile.mkdtemp(prefix="transferbench-shared-", dir=shm))
-    return tmp_path_factory.mktemp("shared")
+        return Path(tempfile.mkdtemp(prefix=f"transferbench-{name}-", dir=shm))
+    return tmp_path_factory.mktemp(name)
+
+
+@pytest.fixture
+def memory_tmp_path(tmp_path_factory) -> Iterator[Path]:
+    """``tmp_path`` in memory (``_memory_dir``), removed after the test: for runs of networks of
+    hundreds of megabytes (CaffeNet's checkpoints and cached bases, each written with an fsync),
+    which would otherwise spend longer waiting for the disk than training."""
+    path = _memory_dir(tmp_path_factory, "run")
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def _extract(tarball: Path, into: Path) -> None:
@@ -225,7 +257,7 @@ def _unpack_shared(tmp_path_factory, tarball_name: str) -> Iterator[Path]:
     tarball = SHARED_DATA / tarball_name
     if not tarball.is_file():
         pytest.skip(f"{tarball} is absent (real data for this test lives in ../shared/data)")
-    root = _unpack_dir(tmp_path_factory)
+    root = _memory_dir(tmp_path_factory, "shared")
     _extract(tarball, root / "data")
     yield root
     shutil.rmtree(root)

@@ -5,8 +5,13 @@ shape and the sense of the numbers (positive, FLOP fractions falling with n).
 """
 from __future__ import annotations
 
+import contextlib
+import functools
+import importlib.util
+import io
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,6 +25,7 @@ from hydra.types import HydraContext
 from hydra.utils import instantiate
 
 from benchmark.config import CONFIG_DIR, compose_config
+from conftest import Result
 from hydra_plugins.transferbench_sweeper import WARM_SOURCES
 
 REPO = Path(__file__).resolve().parent.parent
@@ -39,6 +45,33 @@ TINY = ["dataset.params.train_per_class=24", "model.width=4", "threads=1"]
 def bench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BENCH), *args], cwd=tmp_path, capture_output=True,
                           text=True, timeout=300)
+
+
+@functools.cache
+def _bench_script():
+    """scripts/bench.py as a module (a script, not a package module), the environment variables it
+    sets on import put back."""
+    saved = dict(os.environ)
+    spec = importlib.util.spec_from_file_location("scripts_bench", BENCH)
+    script = sys.modules[spec.name] = importlib.util.module_from_spec(spec)  # its dataclasses look it up
+    spec.loader.exec_module(script)
+    os.environ.clear()
+    os.environ.update(saved)
+    return script
+
+
+def bench_in_process(tmp_path: Path, *args: str) -> Result:
+    """``bench.py ARGS`` through its ``main`` in this process, for the command lines it refuses before
+    measuring anything: no new interpreter importing torch for one error line (the script's own
+    process ends in one, test_unknown_recipe_is_one_line)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.chdir(tmp_path), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            _bench_script().main(list(args))
+            code = 0
+        except SystemExit as leaving:
+            code = leaving.code
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def positive(value: object) -> bool:
@@ -75,7 +108,7 @@ def test_bench_writes_every_key(tmp_path):
 @pytest.mark.parametrize("override, named", [("model=nosuch", "model/nosuch"),
                                               ("train.epochs=-1", "train.epochs=-1 must be at least 1")])
 def test_bench_bad_override_is_one_line(tmp_path, override, named):
-    done = bench(tmp_path, override)
+    done = bench_in_process(tmp_path, override)
     assert done.returncode != 0
     assert done.stderr.strip().startswith("error:") and named in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
@@ -128,7 +161,7 @@ def test_recipes_side_by_side(tmp_path):
 
 
 def test_recipes_need_two_presets(tmp_path):
-    done = bench(tmp_path, "--recipes", "demo")
+    done = bench_in_process(tmp_path, "--recipes", "demo")
     assert done.returncode != 0 and "two or more presets" in done.stderr
 
 

@@ -208,14 +208,14 @@ def result_of(tmp_path: Path, *args: str) -> dict:
     return json.loads((tmp_path / "run" / "result.json").read_text())
 
 
-def test_transfer_run_on_imagenet_files(tmp_path, root):
-    result = result_of(tmp_path, "dataset=imagenet", f"data.root={root}", "model=caffenet",
+def test_transfer_run_on_imagenet_files(memory_tmp_path, root):
+    result = result_of(memory_tmp_path, "dataset=imagenet", f"data.root={root}", "model=caffenet",
                        "train=caffe", "treatment=transfer", "n=2", "split=natural_manmade")
     assert (result["status"], result["label"]) == ("ok", "AnB2")
     assert (result["classes_A"], result["classes_B"]) == (NATURAL, MANMADE)
 
 
-def test_yosinski2014_preset_runs_a_base_job(tmp_path, root):
-    result = result_of(tmp_path, "experiment=yosinski2014", f"data.root={root}")
+def test_yosinski2014_preset_runs_a_base_job(memory_tmp_path, root):
+    result = result_of(memory_tmp_path, "experiment=yosinski2014", f"data.root={root}")
     assert (result["status"], result["label"], result["model"]) == ("ok", "baseB", "caffenet")
     assert len(result["classes_A"]) == len(result["classes_B"]) == 2

@@ -3,6 +3,7 @@ records hold; results.csv names the commit and the settings that differ between 
 import csv
 import datetime
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,32 +11,37 @@ from omegaconf import OmegaConf
 
 from benchmark.analysis.methods import METRIC_WORDS, methods_text
 from benchmark.protocol import METRICS
-from conftest import compose_config, run_main
+from conftest import built_once, compose_config, run_main
 
 GRID = ["treatment=base,transfer", "n=1,2", "seed=0,1", "wandb.mode=disabled"]
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory) -> Path:
-    """A smoke sweep, in ``pooled/sweep``."""
-    cwd = tmp_path_factory.mktemp("methods")
-    proc = run_main("-m", "experiment=smoke", *GRID, f"hydra.sweep.dir={cwd / 'pooled' / 'sweep'}", cwd=cwd)
+    """A smoke sweep (one for the session's workers, read only)."""
+    return built_once(tmp_path_factory, "methods-sweep", _sweep) / "sweep"
+
+
+def _sweep(cwd: Path) -> None:
+    proc = run_main("-m", "experiment=smoke", *GRID, f"hydra.sweep.dir={cwd / 'sweep'}", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    return cwd / "pooled" / "sweep"
 
 
 @pytest.fixture(scope="module")
-def pooled(sweep: Path) -> Path:
-    """The sweep and one more base run with another learning rate beside it, aggregated together
-    (``pooled/``): two recipes in one curve."""
+def pooled(tmp_path_factory, sweep: Path) -> Path:
+    """A copy of the sweep (``pooled/sweep``) and one more base run with another learning rate
+    beside it, aggregated together (``pooled/``): two recipes in one curve."""
+    return built_once(tmp_path_factory, "methods-pooled", lambda cwd: _pooled(sweep, cwd)) / "pooled"
+
+
+def _pooled(sweep: Path, cwd: Path) -> None:
     from benchmark.analysis import aggregate
 
-    other = sweep.parent / "other"
-    proc = run_main("experiment=smoke", "train.lr=0.1", "wandb.mode=disabled", f"hydra.run.dir={other}",
-                    cwd=sweep.parent.parent)
+    shutil.copytree(sweep, cwd / "pooled" / "sweep")
+    proc = run_main("experiment=smoke", "train.lr=0.1", "wandb.mode=disabled",
+                    f"hydra.run.dir={cwd / 'pooled' / 'other'}", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    aggregate(sweep.parent)
-    return sweep.parent
+    aggregate(cwd / "pooled")
 
 
 def _records(sweep: Path) -> list[dict]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmark.config import CONFIG_DIR, compose_config
 from benchmark.schema import Leaf, schema_leaves, stored_options, validate
@@ -34,8 +34,15 @@ def _options(group: str) -> list[str]:
 @functools.cache
 def _composed(*overrides: str, hydra_config: bool = False) -> DictConfig:
     """``compose_config``, once per set of overrides in this process: collection and several
-    tests read the same configs (read only; a test that changes one copies it first)."""
-    return compose_config(*overrides, hydra_config=hydra_config)
+    tests read the same configs (read only; a test that changes one copies it first). Hydra
+    composes the ``hydra`` node either way and only drops it when it is not asked for, so the
+    config without it is the one with it, less that node: one composition serves both."""
+    if hydra_config:
+        return compose_config(*overrides, hydra_config=True)
+    cfg = copy.deepcopy(_composed(*overrides, hydra_config=True))
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
 
 
 def _selections() -> list[tuple[str, ...]]:

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import base_trainings, run_cli, run_main, sweep_numbers
 from benchmark.analysis import verdict_label
-from hydra_plugins.transferbench_sweeper import waves
+from hydra_plugins.transferbench_sweeper import POINT_KEYS, composition_cover, waves
 from wandb_records import summary_and_run
 
 GRID = ["treatment=base,selffer,transfer", "n=0,2,5", "finetune=false,true", "target=B"]
@@ -37,6 +37,23 @@ def test_runs_that_copy_no_base_of_the_sweep_run_in_the_first_wave_after_the_bas
     without_transfer = [j for j in jobs if j is not transfer]
     assert waves(without_transfer)[0] == [base[0], external[0], random[0]]
     assert waves([random]) == [[random[0]]]
+
+
+def test_the_jobs_composed_before_a_batch_cover_each_setting_and_each_point_value():
+    def job(*items: str) -> list[str]:
+        return ["experiment=smoke", *items]
+    batch = [job(f"treatment={t}", f"n={n}", f"finetune={f}", f"seed={s}", "target=B")
+             for t in ("selffer", "transfer") for n in (1, 2, 5) for f in ("false", "true") for s in (0, 1, 2)]
+    batch += [job("treatment=base", "n=0", "warm_sources=true", f"seed={s}") for s in (0, 1)]
+    batch += [job("treatment=selffer", "n=1", "model.width=8")]
+    cover = composition_cover(batch)
+    assert all(chosen in batch for chosen in cover) and len(cover) < len(batch) / 3
+
+    def needs(jobs: list[list[str]]) -> set:
+        return {(tuple(i for i in j if i.split("=")[0] not in POINT_KEYS), i) for j in jobs for i in j}
+    assert needs(cover) == needs(batch)  # every setting, and every point value within each
+    assert job("treatment=selffer", "n=1", "model.width=8") in cover
+    assert composition_cover([]) == []
 
 
 def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):
@@ -166,7 +183,7 @@ def test_a_diverging_run_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
 
 def test_unreachable_wandb_never_fails_a_run_and_is_given_up_once(tmp_path):
     proc = run_cli("-m", "experiment=smoke", "treatment=base,selffer", "n=0,3", "wandb.mode=online",
-                   "wandb.init_timeout=5", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+                   "wandb.init_timeout=1", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
                    env={"WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     statuses = [json.loads(p.read_text())["status"] for p in (tmp_path / "sweep").glob("*/result.json")]

@@ -4,7 +4,7 @@ import pytest
 
 from benchmark.errors import UserError
 from benchmark.preflight import check_overrides
-from conftest import run_cli
+from conftest import run_main
 
 
 @pytest.mark.parametrize("overrides", [
@@ -26,8 +26,8 @@ def test_sweeps_that_measure_or_copy_layers_pass(overrides, multirun, tmp_path):
 
 
 def test_the_probe_sweep_without_measures_is_one_error_line_and_runs_nothing(tmp_path):
-    result = run_cli("-m", "experiment=probe", "analysis.measures=[]", f"hydra.sweep.dir={tmp_path / 'sweep'}",
-                     cwd=tmp_path)
+    result = run_main("-m", "experiment=probe", "analysis.measures=[]", f"hydra.sweep.dir={tmp_path / 'sweep'}",
+                      cwd=tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert result.returncode != 0 and len(errors) == 1 and "Traceback" not in result.stderr, result.stderr
     assert not (tmp_path / "sweep").exists()

@@ -70,7 +70,9 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     measure the runs took is reported.
     Raises AnalysisError when there is nothing usable to aggregate.
     """
-    settings = findings_settings(findings if findings is not None else default_findings())
+    defaults = default_analysis() if analysis is None or findings is None else None  # composed once
+    settings = findings_settings(findings if findings is not None
+                                 else OmegaConf.to_container(defaults.findings))
     sweep = Path(sweep_dir)
     if not sweep.is_dir():
         raise AnalysisError(f"sweep directory {sweep} does not exist; pass the directory a sweep "
@@ -81,7 +83,7 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         raise AnalysisError(f"{exc} (option --reference)") from exc
     collection = collect(sweep)
     _check_usable(sweep, collection, metric)
-    analysis = analysis if analysis is not None else default_analysis()
+    analysis = analysis if analysis is not None else defaults
     records = complete(collection.results, analysis) if complete else collection.results
     summary = build_summary(records, metric)
     summary["runs"]["duplicates"] = len(collection.duplicates)

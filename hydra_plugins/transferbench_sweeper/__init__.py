@@ -25,9 +25,9 @@ An exception that escapes the launcher ends the sweep in one ``error:`` line
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.override_parser.types import Override
@@ -134,6 +134,21 @@ def finetuned_only_at(points: List[tuple[List[str], Point]], layers: Optional[Se
     return [(job, point) for job, point in points if not point[2] or point[1] in layers]
 
 
+def composition_cover(batch: Sequence[Sequence[str]]) -> List[List[str]]:
+    """The jobs of ``batch`` that compose every setting (the overrides other than the protocol
+    point) and, within each setting, every value of each point key at least once. A point key is a
+    typed value, not a config group: whether its value composes does not depend on the other point
+    keys' values, so these jobs compose exactly when every job of the batch does."""
+    covered, cover = set(), []
+    for job in batch:
+        setting = tuple(item for item in job if item.split("=", 1)[0] not in POINT_KEYS)
+        needs = {(setting, item) for item in job if item.split("=", 1)[0] in POINT_KEYS} | {(setting, "")}
+        if not needs <= covered:
+            covered |= needs
+            cover.append(list(job))
+    return cover
+
+
 def _longest_first(job: tuple[List[str], Point]) -> tuple[bool, int]:
     """Fine-tuned runs train every layer; frozen ones train less the more layers they copy."""
     _, (_, n, finetune) = job
@@ -167,6 +182,12 @@ class ProtocolSweeper(BasicSweeper):
         guarded(lambda: super(ProtocolSweeper, self).setup(
             hydra_context=hydra_context, task_function=task_function, config=config), config)
         self.launcher = GuardedLauncher(self.launcher, config)
+
+    def validate_batch_is_legal(self, batch: Sequence[Sequence[str]]) -> None:
+        """Hydra's check, before a batch starts, that its jobs compose (the launcher composes each
+        again as it starts it), on the batch's :func:`composition_cover`: a composition per job
+        took more of a small-network sweep than its training."""
+        super().validate_batch_is_legal(composition_cover(batch))
 
     def split_arguments(self, overrides: List[Override], max_batch_size: Optional[int]
                         ) -> List[List[List[str]]]:
