@@ -266,6 +266,19 @@ def test_logme_matches_a_plain_implementation(n, d):
             expected, rel=1e-6)
 
 
+def test_logme_leaves_out_directions_the_features_lack():
+    """Dead and duplicated channels (zero and repeated columns) give F^T F eigenvalues of 0 to
+    rounding: LogME leaves them out and still matches the plain implementation, which inverts
+    alpha I + beta F^T F over every dimension."""
+    rng = np.random.default_rng(7)
+    classes, n = 3, 90
+    labels = np.arange(n) % classes
+    f = informative_features(rng, labels, classes, 10, 0.5)
+    f = np.concatenate([f, np.zeros((n, 3)), f[:, :4]], axis=1)
+    expected = reference_logme(f, labels, classes)
+    assert logme(torch.from_numpy(f), torch.from_numpy(labels), classes) == pytest.approx(expected, rel=1e-6)
+
+
 def test_logme_ranks_informative_features_above_noise():
     rng = np.random.default_rng(0)
     classes, n, d = 4, 200, 16

@@ -89,16 +89,17 @@ def _fit_softmax(z: Tensor, targets: Tensor, weight_decay: float,
     parameters = (torch.zeros((z.shape[1] + 1) * num_classes, dtype=z.dtype, device=z.device)
                   if start is None else start.clone())
     weight, bias = _weight_and_bias(parameters, num_classes)
+    images = len(z)  # once: a tensor's len() is a Python call, and the closure runs thousands of times
     optimizer = torch.optim.LBFGS([parameters], lr=1, max_iter=PROBE_MAX_ITER, history_size=20,
                                   tolerance_grad=PROBE_TOLERANCE, tolerance_change=1e-9,
                                   line_search_fn="strong_wolfe")
 
     def closure() -> Tensor:
         log_probs = (z @ weight + bias).log_softmax(1)
-        residual = (log_probs.exp() - targets) / len(z)
+        residual = (log_probs.exp() - targets) / images
         weight_grad = z.T @ residual + weight_decay * weight
         parameters.grad = torch.cat((weight_grad.view(-1), residual.sum(0)))
-        return -(log_probs * targets).sum() / len(z) + weight_decay / 2 * weight.square().sum()
+        return -(log_probs * targets).sum() / images + weight_decay / 2 * weight.square().sum()
 
     optimizer.step(closure)
     return parameters
@@ -188,6 +189,23 @@ def knn(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, num_cl
 # iteration runs on beta and rho = beta / alpha (the posterior mean m depends on rho only), so
 # that alpha -> infinity, the limit for features that carry nothing about a class, is rho = 0.
 
+
+def _spectrum(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """``sigma``, ``x`` and ``outside`` from the eigendecomposition of the smaller Gram matrix,
+    F^T F (then U = F V diag(1/s)) or F F^T (its eigenvectors are U), as the official LogME
+    does: on a block's 2000 x 256 features a third of the thin SVD's time. Eigenvalues under
+    the Gram matrix's rounding (max(n, d) eps of the largest) are left out, their directions'
+    share of Y counted in ``outside``: there s_i^2 is 0 to working precision, and the thin
+    SVD's terms for them differ from ``outside``'s by rho s_i^2 relatively."""
+    n, d = f.shape
+    sigma, vectors = torch.linalg.eigh(f.T @ f if n >= d else f @ f.T)
+    if sigma[-1] <= 0:
+        raise ValueError("features are all zero: LogME's fixed-point iteration is undefined")
+    kept = sigma > sigma[-1] * max(n, d) * torch.finfo(f.dtype).eps
+    sigma, vectors = sigma[kept], vectors[:, kept]
+    x = vectors.T @ (f.T @ y) / sigma.sqrt()[:, None] if n >= d else vectors.T @ y
+    return sigma[:, None], x, (y.square().sum(0) - x.square().sum(0)).clamp_min(0)
+
 def _logme_step(sigma: Tensor, x: Tensor, outside: Tensor, n: int,
                 rho: Tensor) -> tuple[Tensor, Tensor]:
     """One fixed-point update from (alpha, beta) with beta / alpha = ``rho``: the new
@@ -233,11 +251,7 @@ def logme(features: Tensor, labels: Tensor, num_classes: int, max_iter: int = 10
     missing = torch.nonzero(y.sum(0) == 0).flatten().tolist()
     if missing:
         raise ValueError(f"classes {missing} have no images: their evidence is undefined")
-    u, s, _ = torch.linalg.svd(f, full_matrices=False)
-    if s.max() == 0:
-        raise ValueError("features are all zero: LogME's fixed-point iteration is undefined")
-    sigma, x = s.square()[:, None], u.T @ y
-    outside = (y - u @ x).square().sum(0)
+    sigma, x, outside = _spectrum(f, y)
     beta = torch.ones(num_classes, dtype=f.dtype, device=f.device)
     rho = torch.ones_like(beta)
     active = torch.ones(num_classes, dtype=torch.bool, device=f.device)
