@@ -106,7 +106,7 @@ def _fit_softmax(z: Tensor, targets: Tensor, weight_decay: float,
 
 
 def stratified_split(y: Tensor, num_classes: int, validation_fraction: float,
-                      seed: int) -> tuple[Tensor, Tensor]:
+                     seed: int) -> tuple[Tensor, Tensor]:
     """Indices (fit, validation): ``validation_fraction`` of each class held out (at least one
     image, and at least one left to fit), drawn with ``seed``."""
     generator, labels = torch.Generator().manual_seed(seed), y.cpu()
@@ -189,7 +189,6 @@ def knn(train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, num_cl
 # iteration runs on beta and rho = beta / alpha (the posterior mean m depends on rho only), so
 # that alpha -> infinity, the limit for features that carry nothing about a class, is rho = 0.
 
-
 def _spectrum(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """``sigma``, ``x`` and ``outside`` from the eigendecomposition of the smaller Gram matrix,
     F^T F (then U = F V diag(1/s)) or F F^T (its eigenvectors are U), as the official LogME
@@ -205,6 +204,7 @@ def _spectrum(f: Tensor, y: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     sigma, vectors = sigma[kept], vectors[:, kept]
     x = vectors.T @ (f.T @ y) / sigma.sqrt()[:, None] if n >= d else vectors.T @ y
     return sigma[:, None], x, (y.square().sum(0) - x.square().sum(0)).clamp_min(0)
+
 
 def _logme_step(sigma: Tensor, x: Tensor, outside: Tensor, n: int,
                 rho: Tensor) -> tuple[Tensor, Tensor]:
