@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.measures.readout import knn, linear_probe, logme
+from benchmark.measures.readout import (PROBE_MAX_ITER, PROBE_TOLERANCE, knn, linear_probe, logme,
+                                        stratified_split)
 
 CLASSES = 4
 
@@ -98,6 +99,60 @@ def test_probe_path_is_order_free_and_matches_a_single_fit(sectors, probe):
     assert reordered == probe
     alone = linear_probe(train_x, train_y, test_x, test_y, CLASSES, (probe["weight_decay"],))
     assert alone["top1"] == pytest.approx(probe["top1"], abs=2e-3)
+
+
+def reference_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.Tensor,
+                    test_y: torch.Tensor, num_classes: int) -> dict:
+    """The probe written out plainly: every fit standardises its own features and hands L-BFGS
+    the weight and the bias as two parameters (the probe's settings, the same L2 path)."""
+    weight_decays = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    fit, held = stratified_split(train_y, num_classes, 0.2, 0)
+
+    def top1(logits, y):
+        return logits.argmax(1).eq(y).double().mean().item()
+
+    def fitted(x, y, weight_decay, start):
+        mean, std = x.mean(0), x.std(0, unbiased=False).clamp_min(1e-8)
+        z, targets = ((x - mean) / std).float(), torch.nn.functional.one_hot(y, num_classes).float()
+        weight, bias = (p.clone() for p in start)
+        optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=PROBE_MAX_ITER, history_size=20,
+                                      tolerance_grad=PROBE_TOLERANCE, tolerance_change=1e-9,
+                                      line_search_fn="strong_wolfe")
+
+        def closure():
+            log_probs = (z @ weight + bias).log_softmax(1)
+            residual = (log_probs.exp() - targets) / len(z)
+            weight.grad, bias.grad = z.T @ residual + weight_decay * weight, residual.sum(0)
+            return -(log_probs * targets).sum() / len(z) + weight_decay / 2 * weight.square().sum()
+
+        optimizer.step(closure)
+        return (lambda rows: ((rows - mean) / std).float() @ weight + bias), (weight, bias)
+
+    scores, solutions = {}, {}
+    previous = (torch.zeros(train_x.shape[1], num_classes), torch.zeros(num_classes))
+    for wd in sorted(weight_decays, reverse=True):
+        logits, previous = fitted(train_x[fit], train_y[fit], wd, previous)
+        scores[wd], solutions[wd] = top1(logits(train_x[held]), train_y[held]), previous
+    best = max(scores, key=lambda wd: (scores[wd], wd))
+    logits, _ = fitted(train_x, train_y, best, solutions[best])
+    return {"top1": top1(logits(test_x), test_y), "weight_decay": best,
+            "validation_top1": {str(wd): top1 for wd, top1 in scores.items()}}
+
+
+def test_probe_equals_a_plain_implementation(sectors, probe):
+    """The probe standardises once per set of fits and fits one flat parameter: the same
+    arithmetic as the plain implementation, so the same numbers to the last bit, here and on
+    features the size of a block's readout (64 noisy features, 16 classes, 2000 images), where
+    the weakest L2 strength takes tens of L-BFGS iterations."""
+    (train_x, train_y), (test_x, test_y) = sectors
+    assert probe == reference_probe(train_x, train_y, test_x, test_y, CLASSES)
+    generator = torch.Generator().manual_seed(3)
+    labels = torch.arange(2000) % 16
+    means = torch.randn(16, 64, generator=generator, dtype=torch.float64)
+    features = means[labels] + 3 * torch.randn(2000, 64, generator=generator, dtype=torch.float64)
+    train, test = slice(0, 1500), slice(1500, None)
+    blocks = (features[train], labels[train], features[test], labels[test], 16)
+    assert linear_probe(*blocks) == reference_probe(*blocks)
 
 
 def test_probe_needs_two_training_images_per_class(sectors):
@@ -209,6 +264,19 @@ def test_logme_matches_a_plain_implementation(n, d):
         expected = reference_logme(f, labels, classes)
         assert logme(torch.from_numpy(f), torch.from_numpy(labels), classes) == pytest.approx(
             expected, rel=1e-6)
+
+
+def test_logme_leaves_out_directions_the_features_lack():
+    """Dead and duplicated channels (zero and repeated columns) give F^T F eigenvalues of 0 to
+    rounding: LogME leaves them out and still matches the plain implementation, which inverts
+    alpha I + beta F^T F over every dimension."""
+    rng = np.random.default_rng(7)
+    classes, n = 3, 90
+    labels = np.arange(n) % classes
+    f = informative_features(rng, labels, classes, 10, 0.5)
+    f = np.concatenate([f, np.zeros((n, 3)), f[:, :4]], axis=1)
+    expected = reference_logme(f, labels, classes)
+    assert logme(torch.from_numpy(f), torch.from_numpy(labels), classes) == pytest.approx(expected, rel=1e-6)
 
 
 def test_logme_ranks_informative_features_above_noise():
