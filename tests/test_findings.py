@@ -313,6 +313,25 @@ def test_the_comparison_sets_each_sweep_s_own_verdicts_side_by_side(tmp_path):
     assert "(provisional)" in rows[1]
 
 
+def test_a_sweep_is_judged_by_the_findings_settings_its_runs_were_run_with(tmp_path, capsys):
+    """A preset may set analysis.findings (experiment=demo does): re-aggregating its sweep, alone
+    or compared, uses them, and --set changes only the keys it names."""
+    sweep = make_sweep(tmp_path / "sweep")
+    for path in sweep.glob("*/result.json"):
+        result = json.loads(path.read_text())
+        result["config"]["analysis"] = {"findings": {"boost_points": 5.0}}
+        path.write_text(json.dumps(result))
+    assert aggregate(sweep).summary["findings"]["findings"][3]["test"] == "mean over n of AnB+ - baseB > 5"
+    assert findings_of(records())[4]["test"] == "mean over n of AnB+ - baseB > 1"  # conf/config.yaml's
+    other = make_sweep(tmp_path / "other")
+    markdown = compare_sweeps([sweep, other], tmp_path / "out")["markdown"].read_text()
+    assert "> 5 |" in markdown.split("## sweep 2")[0] and "> 1 |" in markdown.split("## sweep 2")[1]
+    assert main([str(sweep), "--set", "analysis.findings.alpha=0.01"]) == 0
+    summary = json.loads((sweep / "summary.json").read_text())
+    assert summary["findings"]["findings"][3]["test"] == "mean over n of AnB+ - baseB > 5"
+    capsys.readouterr()
+
+
 def test_cli_compares_sweeps_and_prints_findings(tmp_path, capsys):
     random = make_sweep(tmp_path / "a")
     family = make_sweep(tmp_path / "b", split="family")

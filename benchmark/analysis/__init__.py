@@ -8,6 +8,7 @@ summary.json and its figures (CKA: similarity.png / .pdf).
 """
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from benchmark.store.record import RunRecord
 
 __all__ = ["AnalysisError", "Report", "aggregate", "build_summary", "compare_sweeps", "curve_rows",
            "default_analysis", "default_findings", "findings_rows", "findings_text", "load_reference",
-           "pooled_settings", "render_findings", "verdict_label"]
+           "pooled_settings", "render_findings", "run_findings", "verdict_label"]
 
 
 class AnalysisError(UserError):
@@ -70,9 +71,6 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     measure the runs took is reported.
     Raises AnalysisError when there is nothing usable to aggregate.
     """
-    defaults = default_analysis() if analysis is None or findings is None else None  # composed once
-    settings = findings_settings(findings if findings is not None
-                                 else OmegaConf.to_container(defaults.findings))
     sweep = Path(sweep_dir)
     if not sweep.is_dir():
         raise AnalysisError(f"sweep directory {sweep} does not exist; pass the directory a sweep "
@@ -83,7 +81,8 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         raise AnalysisError(f"{exc} (option --reference)") from exc
     collection = collect(sweep)
     _check_usable(sweep, collection, metric)
-    analysis = analysis if analysis is not None else defaults
+    settings = findings_settings(findings if findings is not None else run_findings(collection.results))
+    analysis = analysis if analysis is not None else default_analysis()
     records = complete(collection.results, analysis) if complete else collection.results
     summary = build_summary(records, metric)
     summary["runs"]["duplicates"] = len(collection.duplicates)
@@ -130,6 +129,16 @@ def default_analysis(overrides: Sequence[str] = ()) -> DictConfig:
     return analysis
 
 
+def run_findings(records: Sequence[RunRecord], overrides: Mapping | None = None) -> dict:
+    """The findings settings a sweep is judged by: ``analysis.findings`` as its runs were run with
+    (a preset may set them: experiment=demo's still-improving tail), where every run records the
+    same, over conf/config.yaml's; ``overrides`` (keys set on the command line) on top."""
+    recorded = {json.dumps(((r.config or {}).get("analysis") or {}).get("findings") or {}, sort_keys=True)
+                for r in records}
+    own = json.loads(recorded.pop()) if len(recorded) == 1 else {}
+    return {**default_findings(), **own, **(overrides or {})}
+
+
 def default_findings(overrides: Sequence[str] = ()) -> dict:
     """``analysis.findings`` as conf/config.yaml sets it, with ``analysis.KEY=VALUE`` overrides."""
     findings = OmegaConf.to_container(default_analysis(overrides).findings)
@@ -138,19 +147,22 @@ def default_findings(overrides: Sequence[str] = ()) -> dict:
 
 
 def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path | None, metric: str = "top1",
-                   findings: Mapping | None = None, summaries: Sequence[dict] = (),
+                   findings: Mapping | Sequence[Mapping] | None = None, summaries: Sequence[dict] = (),
                    analysis: DictConfig | None = None) -> dict[str, Path]:
     """Curves of several sweeps on one figure and finding 5 across them (see compare.py);
-    ``out`` defaults to ``comparison/`` in the sweeps' common parent directory. With the sweeps'
-    ``summaries`` (of :func:`aggregate`), their readouts scored across them (cheap_answer.py)."""
-    settings = findings_settings(findings if findings is not None else default_findings())
+    ``out`` defaults to ``comparison/`` in the sweeps' common parent directory. ``findings``: the
+    settings of every sweep, or one per sweep (default: each sweep's :func:`run_findings`). With
+    the sweeps' ``summaries`` (of :func:`aggregate`), their readouts scored across them
+    (cheap_answer.py)."""
     dirs = [Path(d) for d in sweep_dirs]
     out_dir = Path(out) if out else Path(os.path.commonpath([d.absolute() for d in dirs])) / "comparison"
     out_dir.mkdir(parents=True, exist_ok=True)
     collections = [collect(d) for d in dirs]
+    per_sweep = [findings] * len(dirs) if isinstance(findings, Mapping) else findings or [
+        run_findings(c.results) for c in collections]
     labels = sweep_labels([[r.config or {} for r in c.results] for c in collections])
     sweeps = [Sweep(d, label, c.results) for d, label, c in zip(dirs, labels, collections)]
-    paths = compare(sweeps, out_dir, metric, settings)
+    paths = compare(sweeps, out_dir, metric, [findings_settings(f) for f in per_sweep])
     if summaries:
         paths.update(cheap_answer(labels, summaries, analysis or default_analysis(), out_dir))
     return paths

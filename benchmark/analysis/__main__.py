@@ -9,10 +9,13 @@ from __future__ import annotations
 import argparse
 import sys
 
-from omegaconf import OmegaConf
+from pathlib import Path
+
+from omegaconf import DictConfig
 
 from benchmark.analysis import (Report, aggregate, compare_sweeps, default_analysis, default_findings,
-                                findings_text, pooled_settings)
+                                findings_text, pooled_settings, run_findings)
+from benchmark.analysis.collect import collect
 from benchmark.analysis.findings import findings_settings, regions_table
 from benchmark.errors import UserError, exit_with
 from benchmark.protocol import HIGHEST, MEAN_HIGHEST, METRICS
@@ -20,14 +23,24 @@ from benchmark.reference import available
 from benchmark.sweep.later import complete
 
 
+FINDINGS_KEYS = "analysis.findings."
+
+
+def _sweep_findings(sweep_dir: str, analysis: DictConfig, overrides: list[str]) -> dict:
+    """The settings the sweep's runs were run with, the ``--set analysis.findings.KEY`` ones on top."""
+    given = [o.split("=", 1)[0].removeprefix(FINDINGS_KEYS) for o in overrides if o.startswith(FINDINGS_KEYS)]
+    runs = collect(Path(sweep_dir)).results if Path(sweep_dir).is_dir() else []  # aggregate() says it is missing
+    return run_findings(runs, {key: analysis.findings[key] for key in given})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = _parser(rules=bool({"-h", "--help"} & set(argv))).parse_args(argv)
     try:
         analysis = default_analysis(args.set)
-        findings = OmegaConf.to_container(analysis.findings)
-        reports = [aggregate(d, reference=args.reference, metric=args.metric, findings=findings,
-                             analysis=analysis, complete=complete) for d in args.sweep_dirs]
+        findings = [_sweep_findings(d, analysis, args.set) for d in args.sweep_dirs]
+        reports = [aggregate(d, reference=args.reference, metric=args.metric, findings=own,
+                             analysis=analysis, complete=complete) for d, own in zip(args.sweep_dirs, findings)]
         for report in reports:
             _print_report(report)
         if len(reports) > 1:

@@ -58,15 +58,15 @@ def _constant_keys(configs: list[dict]) -> dict:
             and len({repr(f[k]) for f in flat}) == 1}
 
 
-def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: FindingsSettings
+def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Sequence[FindingsSettings]
             ) -> dict[str, Path]:
-    """Write comparison.png / .pdf and comparison.md (each sweep's findings, finding 5 across
-    them) into ``out_dir``."""
+    """Write comparison.png / .pdf and comparison.md (each sweep's findings under its own
+    ``settings``, finding 5 across them under the first sweep's) into ``out_dir``."""
     summaries = [build_summary(sweep.results, metric) for sweep in sweeps]
     png, pdf = plot_comparison(summaries, [s.label for s in sweeps], out_dir / "comparison")
-    pooled = test_findings([r for sweep in sweeps for r in sweep.results], metric, settings)
-    blocks = [gate(test_findings(sweep.results, metric, settings), sanity_checks(sweep.results, metric, settings))
-              for sweep in sweeps]
+    pooled = test_findings([r for sweep in sweeps for r in sweep.results], metric, settings[0])
+    blocks = [gate(test_findings(sweep.results, metric, own), sanity_checks(sweep.results, metric, own))
+              for sweep, own in zip(sweeps, settings)]
     lines = ["# Sweeps compared", "", "## Verdicts side by side", "",
              verdict_grid([s.label for s in sweeps],
                           [summary | {"findings": block} for summary, block in zip(summaries, blocks)]), ""]
