@@ -56,21 +56,22 @@ def test_the_jobs_composed_before_a_batch_cover_each_setting_and_each_point_valu
     assert composition_cover([]) == []
 
 
-def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):
+def _layers_swept(tmp_path: Path, *grid: str) -> list[str]:
+    """The runs a smoke sweep of base and selffer runs at n = 1, 2 and ``grid`` wrote."""
     sweep = tmp_path / "sweep"
-    proc = run_main("-m", "experiment=smoke", "treatment=base,selffer", "n=1,2", "finetune=false",
-                    "wandb.mode=disabled", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_main("-m", "experiment=smoke", "treatment=base,selffer", "n=1,2", *grid,
+                    f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
+    return sorted(p.parent.name for p in sweep.glob("*/result.json"))
+
+
+def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):
+    runs = _layers_swept(tmp_path, "finetune=false")
     assert runs == ["BnB1-seed0", "BnB2-seed0", "baseB-seed0"]  # the reference of the curve, at n=0
 
 
 def test_finetuned_layers_keep_the_fine_tuned_runs_at_those_layers_only(tmp_path):
-    sweep = tmp_path / "sweep"
-    proc = run_main("-m", "experiment=smoke", "treatment=base,selffer", "n=1,2", "finetune=false,true",
-                    "hydra.sweeper.finetuned_layers=[2]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    runs = sorted(p.parent.name for p in sweep.glob("*/result.json"))
+    runs = _layers_swept(tmp_path, "finetune=false,true", "hydra.sweeper.finetuned_layers=[2]")
     assert runs == ["BnB+2-seed0", "BnB1-seed0", "BnB2-seed0", "baseB-seed0"]
 
 
