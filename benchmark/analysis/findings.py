@@ -283,9 +283,10 @@ def _finding2(c: _Context, ranges: dict[str, list[int]]) -> dict:
 
 def _finding3(c: _Context, ranges: dict[str, list[int]]) -> dict:
     same = c.s.same_points
-    rows, missing = c.per_layer(SELFFER_TUNED, BASE, ranges["all"])
+    layers = c.layers_of(SELFFER_TUNED, ranges["all"]) or ranges["all"]
+    rows, missing = c.per_layer(SELFFER_TUNED, BASE, layers)
     detail = f"BnB+ - baseB, equivalence within +-{same:g} points (two one-sided tests): {rows_text(rows)}"
-    return _finding(3, c.layers_of(SELFFER_TUNED, ranges["all"]) or ranges["all"], f"BnB+ - baseB within +-{same:g} at every n (TOST)", within(rows, same), c,
+    return _finding(3, layers, f"BnB+ - baseB within +-{same:g} at every n (TOST)", within(rows, same), c,
                     detail, missing)
 
 
