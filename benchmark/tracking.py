@@ -51,20 +51,22 @@ def run_id(*identity: str) -> str:
 
 class Tracker:
     """One W&B run (``run_id``: resumed when it exists). All methods are no-ops once W&B is
-    disabled or has failed."""
+    disabled or has failed. ``packages``: W&B saves the list of installed Python packages with
+    the run; listing them takes longer than a small network's run takes to measure, so a sweep
+    saves it once, with its summary run (each run's result.json records its package versions)."""
 
     def __init__(self, mode: str, project: str, entity: str | None, directory: Path, name: str,
                  group: str | None, job_type: str, config: Mapping[str, Any],
-                 init_timeout: float = 30, run_id: str | None = None) -> None:
+                 init_timeout: float = 30, run_id: str | None = None, packages: bool = False) -> None:
         self.mode = resolve_mode(mode)
         self.run = None
         if self.mode == "disabled" or _unavailable:
             return
         self._guard("start", lambda: self._start(project, entity, directory, name, group,
-                                                  job_type, config, init_timeout, run_id))
+                                                  job_type, config, init_timeout, run_id, packages))
 
     def _start(self, project, entity, directory, name, group, job_type, config, init_timeout,
-               run_id) -> None:
+               run_id, packages) -> None:
         import wandb
 
         directory.mkdir(parents=True, exist_ok=True)
@@ -73,7 +75,8 @@ class Tracker:
                               id=run_id, resume="allow" if run_id else None,
                               mode=self.mode, reinit="finish_previous",
                               settings=wandb.Settings(silent=True, console="off",
-                                                      init_timeout=init_timeout))
+                                                      init_timeout=init_timeout,
+                                                      x_save_requirements=packages))
 
     def _guard(self, what: str, action) -> None:
         global _unavailable

@@ -119,8 +119,8 @@ from benchmark.schema import validate
 from benchmark.surgery import parameter_groups, prepare_target
 from benchmark.train import (TrainData, TrainJob, autocast, compiled, evaluate, evaluated_after,
                              make_optimizer, train_epoch)
-from hydra_plugins.transferbench_sweeper import (WARM_SOURCES, Point, blocks_by_model, expanded_jobs,
-                                                 finetuned_only_at, protocol_points, waves)
+from hydra_plugins.transferbench_sweeper import (LAYER_LISTS, WARM_SOURCES, Point, blocks_by_model,
+                                                 expanded_jobs, only_at, protocol_points, waves)
 
 DEFAULT_STEPS = 8
 DEFAULT_REPEATS = 5
@@ -439,8 +439,8 @@ def sweep_jobs(overrides: Sequence[str]) -> list[tuple[list[str], Point]]:
     params = [f"{key}={value}" for key, value in cfg.hydra.sweeper.params.items()]
     grid = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(params), None)[0]
     blocks = blocks_by_model(lambda settings: composed([*overrides, *settings]))
-    points = finetuned_only_at(protocol_points(expanded_jobs(grid, cfg, blocks), cfg),
-                               cfg.hydra.sweeper.finetuned_layers, blocks)
+    points = only_at(protocol_points(expanded_jobs(grid, cfg, blocks), cfg),
+                     {key: cfg.hydra.sweeper[key] for key in LAYER_LISTS}, blocks)
     point_of = {tuple(job): point for job, point in points}
     return [(job, point_of[tuple(item for item in job if item != WARM_SOURCES)])
             for wave in waves(points) for job in wave]

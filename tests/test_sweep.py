@@ -56,10 +56,10 @@ def test_the_jobs_composed_before_a_batch_cover_each_setting_and_each_point_valu
     assert composition_cover([]) == []
 
 
-def _layers_swept(tmp_path: Path, *grid: str) -> list[str]:
-    """The runs a smoke sweep of base and selffer runs at n = 1, 2 and ``grid`` wrote."""
+def _layers_swept(tmp_path: Path, *grid: str, treatments: str = "base,selffer") -> list[str]:
+    """The runs a smoke sweep of ``treatments`` at n = 1, 2 and ``grid`` wrote."""
     sweep = tmp_path / "sweep"
-    proc = run_main("-m", "experiment=smoke", "treatment=base,selffer", "n=1,2", *grid,
+    proc = run_main("-m", "experiment=smoke", f"treatment={treatments}", "n=1,2", *grid,
                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sorted(p.parent.name for p in sweep.glob("*/result.json"))
@@ -70,17 +70,19 @@ def test_a_grid_of_layers_without_0_keeps_its_base_run_once(tmp_path):
     assert runs == ["BnB1-seed0", "BnB2-seed0", "baseB-seed0"]  # the reference of the curve, at n=0
 
 
-def test_finetuned_layers_keep_the_fine_tuned_runs_at_those_layers_only(tmp_path):
-    runs = _layers_swept(tmp_path, "finetune=false,true", "hydra.sweeper.finetuned_layers=[2]")
-    assert runs == ["BnB+2-seed0", "BnB1-seed0", "BnB2-seed0", "baseB-seed0"]
+def test_layer_lists_keep_fine_tuned_and_random_runs_at_their_layers_only(tmp_path):
+    runs = _layers_swept(tmp_path, "finetune=false,true", "hydra.sweeper.finetuned_layers=[2]",
+                         "hydra.sweeper.random_layers=[1]", treatments="base,selffer,random")
+    assert runs == ["BnB+2-seed0", "BnB1-seed0", "BnB2-seed0", "RnB1-seed0", "baseB-seed0"]
 
 
-def test_a_fine_tuned_layer_the_model_lacks_is_one_error_line_and_runs_nothing(tmp_path):
+@pytest.mark.parametrize("key,treatments", [("finetuned_layers", "base,selffer"), ("random_layers", "random")])
+def test_a_listed_layer_the_model_lacks_is_one_error_line_and_runs_nothing(tmp_path, key, treatments):
     sweep = tmp_path / "sweep"
-    proc = run_main("-m", "experiment=smoke", "treatment=base,selffer", "n=all", "finetune=false,true",
-                    "hydra.sweeper.finetuned_layers=[2,9]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    proc = run_main("-m", "experiment=smoke", f"treatment={treatments}", "n=all", "finetune=false,true",
+                    f"hydra.sweeper.{key}=[2,9]", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode != 0
-    assert proc.stderr.strip().startswith("error: hydra.sweeper.finetuned_layers names layer 9, but "
+    assert proc.stderr.strip().startswith(f"error: hydra.sweeper.{key} names layer 9, but "
                                           "model=convnet8 has 7 transferable blocks (conv1, conv2")
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not list(sweep.glob("*/result.json"))

@@ -31,6 +31,8 @@ class Protocol(BasicSweeperConf):
     params: Any = key(_grid(), default=None)
     # fine-tuned runs (BnB+, AnB+) only at these layers n; null: at every layer of the grid
     finetuned_layers: Optional[list[int]] = key(_layers(), default=None)
+    # the random-init control (RnB) only at these layers n; null: at every layer of the grid
+    random_layers: Optional[list[int]] = key(_layers(), default=None)
 
 
 store("sweeper", "protocol", Protocol)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -13,7 +14,13 @@ HERE = Path(__file__).parent
 
 
 def provenance() -> dict:
-    """Package versions, git commit and dirty flag, and the machine that made a result."""
+    """Package versions, git commit and dirty flag, and the machine that made a result (read once
+    per process: a sweep's worker runs many jobs of the same code on the same machine)."""
+    return dict(_provenance())
+
+
+@lru_cache(maxsize=1)
+def _provenance() -> dict:
     import hydra
     import timm
     import torchvision

@@ -55,7 +55,8 @@ def log_summary_run(config: DictConfig, sweep_dir: Path, report: Report) -> Path
     tracker = Tracker(config.wandb.mode, config.wandb.project, config.wandb.entity,
                       sweep_dir / "summary", f"summary/{config.sweep_name}", config.sweep_name,
                       "summary", OmegaConf.to_container(config, resolve=False),
-                      config.wandb.init_timeout, run_id(str(sweep_dir.absolute()), "summary"))
+                      config.wandb.init_timeout, run_id(str(sweep_dir.absolute()), "summary"),
+                      packages=True)
     if not tracker.active:
         return None
     rows = curve_rows(report.summary)

@@ -8,9 +8,10 @@ target x seed ...), like Hydra's basic sweeper, with three changes:
   model, L and its blocks; base runs copy no layer and run once, at n = 0, whatever
   the n axis holds (``n=1,3,5`` keeps its base runs, the reference of the curve);
 * combinations that are not runs of the protocol (``treatment=selffer n=0``,
-  ``treatment=random finetune=true``) are dropped instead of failing, and so are fine-tuned
-  runs at a layer outside ``finetuned_layers`` when the sweeper's config names some (fine-tuned
-  runs train every layer: the costliest points of the curve);
+  ``treatment=random finetune=true``) are dropped instead of failing, and so are the runs a
+  layer list of the sweeper's config keeps at its layers only (:data:`LAYER_LISTS`: fine-tuned
+  runs, which train every layer and are the costliest points of the curve; the random-init
+  control, which finding 6 reads above its first layers only);
 * the jobs run in two waves (:func:`waves`): the base runs and the runs that copy no
   base network of the sweep (random, external) first, so the base networks are trained
   and cached before the jobs that copy from them start (no job waits on a lock while a
@@ -25,7 +26,7 @@ An exception that escapes the launcher ends the sweep in one ``error:`` line
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import List, Optional, Sequence
 
@@ -36,8 +37,8 @@ from omegaconf import DictConfig
 
 from benchmark.blocks import model_blocks
 from benchmark.errors import UserError, exit_with
-from benchmark.protocol import (EVERY_LAYER, check_layer, combination_problem, every_layer,
-                                not_a_layer, treatment_named)
+from benchmark.protocol import (EVERY_LAYER, RANDOM_CONTROL, check_layer, combination_problem, every_layer,
+                                not_a_layer, series_of, treatment_named)
 from benchmark.sweep.launcher_errors import GuardedLauncher, guarded
 from benchmark.sweep.progress import write_plan
 
@@ -118,20 +119,33 @@ def protocol_points(jobs: List[List[str]], defaults: DictConfig) -> List[tuple[L
     return [(job, point) for job, point in points if combination_problem(*point) is None]
 
 
-def finetuned_only_at(points: List[tuple[List[str], Point]], layers: Optional[Sequence[int]],
-                      model_blocks_of: ModelBlocks) -> List[tuple[List[str], Point]]:
-    """The points without the fine-tuned runs at a layer not in ``layers`` (None: every layer
-    stays). :class:`UserError` where a layer is not one of a fine-tuned job's model."""
-    if layers is None:
-        return points
-    for job, (_, _, finetune) in points:
-        model, blocks = model_blocks_of(job)
-        outside = [n for n in layers if n > len(blocks)] if finetune else []
-        if outside:
-            raise UserError(f"hydra.sweeper.finetuned_layers names layer {outside[0]}, but model={model} has "
-                            f"{len(blocks)} transferable blocks ({', '.join(blocks)}); use layers between 1 "
-                            f"and {len(blocks)}, or null for every layer")
-    return [(job, point) for job, point in points if not point[2] or point[1] in layers]
+# the sweeper's keys that keep some of the grid's runs at the layers they list only (null: every
+# layer): the runs each one names, and which points they are
+LAYER_LISTS: dict[str, tuple[str, Callable[[Point], bool]]] = {
+    "finetuned_layers": ("fine-tuned runs (BnB+, AnB+)", lambda point: point[2]),
+    "random_layers": ("the random-init control (RnB)",
+                      lambda point: series_of(point[0], point[2]).key == RANDOM_CONTROL),
+}
+
+
+def only_at(points: List[tuple[List[str], Point]], layer_lists: Mapping[str, Optional[Sequence[int]]],
+            model_blocks_of: ModelBlocks) -> List[tuple[List[str], Point]]:
+    """The points without the runs a layer list of :data:`LAYER_LISTS` (by key; None: every layer)
+    leaves out. :class:`UserError` where a listed layer is not one of its runs' model."""
+    kept = points
+    for key, layers in layer_lists.items():
+        if layers is None:
+            continue
+        _, restricts = LAYER_LISTS[key]
+        for job, point in kept:
+            model, blocks = model_blocks_of(job)
+            outside = [n for n in layers if n > len(blocks)] if restricts(point) else []
+            if outside:
+                raise UserError(f"hydra.sweeper.{key} names layer {outside[0]}, but model={model} has "
+                                f"{len(blocks)} transferable blocks ({', '.join(blocks)}); use layers "
+                                f"between 1 and {len(blocks)}, or null for every layer")
+        kept = [(job, point) for job, point in kept if not restricts(point) or point[1] in layers]
+    return kept
 
 
 def composition_cover(batch: Sequence[Sequence[str]]) -> List[List[str]]:
@@ -171,9 +185,11 @@ def waves(jobs: List[tuple[List[str], Point]]) -> List[List[List[str]]]:
 
 class ProtocolSweeper(BasicSweeper):
     def __init__(self, max_batch_size: Optional[int] = None, params: Optional[dict] = None,
-                 finetuned_layers: Optional[Sequence[int]] = None) -> None:
+                 finetuned_layers: Optional[Sequence[int]] = None,
+                 random_layers: Optional[Sequence[int]] = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
-        self.finetuned_layers = None if finetuned_layers is None else list(finetuned_layers)
+        self.layer_lists = {key: None if layers is None else list(layers) for key, layers
+                            in zip(LAYER_LISTS, (finetuned_layers, random_layers))}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
               ) -> None:
@@ -197,14 +213,14 @@ class ProtocolSweeper(BasicSweeper):
                 self.config, job))
             jobs = expanded_jobs(grid, self.config, blocks)
             points = protocol_points(jobs, self.config)
-            valid = finetuned_only_at(points, self.finetuned_layers, blocks)
+            valid = only_at(points, self.layer_lists, blocks)
         except UserError as error:  # one line, before any job starts
             exit_with(error)
         if len(jobs) > len(points):
             log.info("dropped %d grid points that are not runs of the protocol", len(jobs) - len(points))
         if len(points) > len(valid):
-            log.info("dropped %d fine-tuned runs at layers outside finetuned_layers=%s",
-                     len(points) - len(valid), self.finetuned_layers)
+            log.info("dropped %d runs at layers outside %s", len(points) - len(valid),
+                     ", ".join(f"{key}={layers}" for key, layers in self.layer_lists.items() if layers))
         write_plan(Path(self.config.hydra.sweep.dir), len(valid))
         size = max_batch_size or 0
         in_waves = waves(valid)
