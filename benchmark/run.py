@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 from pathlib import Path
+from collections.abc import Hashable
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
@@ -123,7 +124,10 @@ def _train(ws: Workspace, label: str, tracker: Tracker, checkpoint: Checkpoint) 
     cost = Cost([_base_use(base) for base in target.source.bases], target.fitted.feature_cache,
                 target.train_s, target.fitted.frozen_step_fraction)
     source = source_network(ws, target.source) if enabled_measures(cfg.analysis) else None
-    measured = _measured(ws, VS_SOURCE, target.model, source) if source is not None else unmeasured()
+    # a base network of the sweep is its cached file: the same for every run of the seed
+    source_key = _file_key(target.source.bases[0].path, cfg.target) if target.source.bases else None
+    measured = _measured(ws, VS_SOURCE, target.model, source, source_key) if source is not None \
+        else unmeasured()
     return {"metrics": target.fitted.result.metrics(), "history": target.fitted.result.history,
             "cost": cost, "source_network": target.source.origin, "measures": measured}
 
@@ -143,10 +147,17 @@ def _base_run(ws: Workspace, on_epoch) -> dict[str, Any]:
             "source_bases": [_base_report(ws, source, other_half(cfg.target)) for source in warmed]}
 
 
-def _measured(ws: Workspace, comparison: str, x: TransferNet, y: TransferNet) -> dict[str, dict | None]:
-    """The enabled measures' entries for ``comparison`` of ``x`` and ``y``."""
+def _measured(ws: Workspace, comparison: str, x: TransferNet, y: TransferNet,
+              y_key: Hashable | None = None) -> dict[str, dict | None]:
+    """The enabled measures' entries for ``comparison`` of ``x`` and ``y`` (``y_key``: names
+    ``y`` on the target half, whose outputs the measures then keep for the next run)."""
     return take_measures(enabled_measures(ws.cfg.analysis), ws.task(ws.cfg.target).val, ws.cfg.seed,
-                         ws.normalize, x, y, comparison, ws.device)
+                         ws.normalize, x, y, comparison, ws.device, y_key)
+
+
+def _file_key(path: Path, *more: str) -> tuple:
+    """A network saved at ``path`` (its path and modification time), and what else it is used with."""
+    return (str(path), path.stat().st_mtime_ns, *more)
 
 
 def _base_measures(ws: Workspace, base: BaseNetwork, warmed: list[BaseNetwork]) -> dict[str, dict | None]:

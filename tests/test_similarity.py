@@ -2,6 +2,7 @@
 invariances, its errors, frozen copied blocks, and a sweep that writes the heatmap."""
 import json
 import math
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -174,3 +175,17 @@ def test_switched_off_no_similarity_is_measured(tmp_path):
                     "warm_sources=true", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert json.loads((tmp_path / "run" / "result.json").read_text())["similarity"] is None
+
+
+def test_a_source_kept_by_its_key_runs_once_and_gives_the_entries_it_gives_when_run_each_time():
+    torch.manual_seed(0)
+    source = convnet8(4, 24, width=4, fc_width=16)
+    trained = [convnet8(4, 24, width=4, fc_width=16) for _ in range(2)]
+    sample, cka_only = _probe(), [(MEASURES["cka"], SETTINGS)]
+    fresh = [compare_networks(cka_only, sample, t, source, VS_SOURCE)["similarity"] for t in trained]
+    with mock.patch.object(source, "visit_block_outputs", wraps=source.visit_block_outputs) as runs:
+        kept = [compare_networks(cka_only, sample, t, source, VS_SOURCE, ("a source", "B"))["similarity"]
+                for t in trained]
+    assert runs.call_count == 2  # the sample's two minibatches, for the first network only
+    strip = lambda entry: {k: v for k, v in entry.items() if k != "seconds"}  # noqa: E731
+    assert [strip(e) for e in kept] == [strip(e) for e in fresh]

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Sequence
 from typing import Any, Protocol
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from benchmark.data.batches import Normalizer
 from benchmark.data.images import ImageSet
@@ -110,10 +111,12 @@ def unmeasured() -> dict[str, None]:
 
 def take_measures(measures: Sequence[tuple[Measure, DictConfig]], held_out: ImageSet, seed: int,
                   normalize: Normalizer, x: TransferNet, y: TransferNet, comparison: str,
-                  device: torch.device) -> dict[str, dict | None]:
+                  device: torch.device, y_key: Hashable | None = None) -> dict[str, dict | None]:
     """Every measure's entry (None where it is not taken) for ``comparison`` of ``x`` and ``y``
     on the target half's held-out images: one sample per sample size, drawn from the run's
-    ``seed`` (the same for every network of a seed), one forward pass of each network per sample."""
+    ``seed`` (the same for every network of a seed), one forward pass of each network per sample.
+    ``y_key``: names ``y`` and ``held_out`` (e.g. a cached base network and the target half) for
+    :func:`compare_networks` to keep what the measures kept of ``y``'s outputs."""
     groups: dict[tuple[int, int], list[tuple[PairedMeasure, DictConfig]]] = {}
     for measure, settings in measures:
         if not isinstance(measure, PairedMeasure):
@@ -123,23 +126,49 @@ def take_measures(measures: Sequence[tuple[Measure, DictConfig]], held_out: Imag
     for (images, batch_size), group in groups.items():
         sample = HeldOutSample.draw(held_out, images, batch_size, derive_seed(seed, "similarity"),
                                     normalize, device)
-        entries.update(compare_networks(group, sample, x, y, comparison))
+        key = None if y_key is None else (y_key, seed, images, batch_size)
+        entries.update(compare_networks(group, sample, x, y, comparison, key))
     return entries
 
 
+# Every copying run of a seed compares its network with the same source on the same images: a
+# process (a sweep's worker runs many such runs) keeps what the measures kept of the last few
+# sources' block outputs, by key, instead of running each source again for every run.
+KEPT_SOURCES = 8
+_kept_outputs: OrderedDict[Hashable, list[list[list[torch.Tensor]]]] = OrderedDict()
+
+
+def _outputs_of(y: TransferNet, sample: HeldOutSample, reducers: Sequence[Reducer],
+                key: Hashable | None) -> Iterable[list[list[torch.Tensor]]]:
+    """``sample.block_outputs(y, reducers)``, kept under ``key`` (None: not kept)."""
+    if key is None:
+        return sample.block_outputs(y, reducers)
+    if key not in _kept_outputs:
+        _kept_outputs[key] = list(sample.block_outputs(y, reducers))
+        if len(_kept_outputs) > KEPT_SOURCES:
+            _kept_outputs.popitem(last=False)
+    _kept_outputs.move_to_end(key)
+    return _kept_outputs[key]
+
+
 def compare_networks(measures: Sequence[tuple[PairedMeasure, DictConfig]], sample: HeldOutSample,
-                     x: TransferNet, y: TransferNet, comparison: str) -> dict[str, dict]:
+                     x: TransferNet, y: TransferNet, comparison: str, y_key: Hashable | None = None
+                     ) -> dict[str, dict]:
     """Every measure's entry for ``comparison`` of ``x`` and ``y`` on ``sample``, by record key,
-    from one forward pass of each network. A measure that is undefined (a constant block)
-    gets an ``error`` entry and a warning, never NaN: the run stays ok."""
+    from one forward pass of each network; ``y_key`` names ``y`` and ``sample``: what the
+    measures kept of its outputs is kept for the next call with the same key and measures (None:
+    ``y`` runs every call). A measure that is undefined (a constant block) gets an ``error`` entry
+    and a warning, never NaN: the run stays ok."""
     names = NETWORK_NAMES[comparison]
     start = time.time()
     accumulators = [m.accumulator(comparison, s, [f"block {b} of {names[0]}" for b in x.block_names],
                                   [f"block {b} of {names[1]}" for b in y.block_names], sample.device)
                     for m, s in measures]
     reducers = [m.reducer(s) for m, s in measures]
+    key = None if y_key is None else (y_key, comparison, tuple(
+        (m.name, OmegaConf.to_yaml(s)) for m, s in measures))
     with torch.no_grad():
-        for xs, ys in zip(sample.block_outputs(x, reducers), sample.block_outputs(y, reducers)):
+        for xs, ys in zip(sample.block_outputs(x, reducers), _outputs_of(y, sample, reducers, key)):
             for accumulator, x_values, y_values in zip(accumulators, xs, ys):
                 accumulator.update(x_values, y_values)
     seconds = round(time.time() - start, 3)
