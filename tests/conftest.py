@@ -14,6 +14,7 @@ import sys
 import tarfile
 import tempfile
 import traceback
+from functools import cache
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib.metadata import entry_points
@@ -271,3 +272,16 @@ def cifar10_jpg_root(tmp_path_factory) -> Iterator[Path]:
 @pytest.fixture(scope="session")
 def tiny_imagenet_20(tmp_path_factory) -> Iterator[Path]:
     yield from _unpack_shared(tmp_path_factory, "tiny-imagenet-20.tar.gz")
+
+
+# a sweep's aggregation without its figures, for the tests that read its numbers only: matplotlib
+# takes most of an aggregation's seconds (the figures' own tests draw them)
+NO_FIGURES = "analysis.figures=false"
+
+
+@cache
+def numbers_only() -> DictConfig:
+    """``analysis`` as conf/config.yaml sets it, but for ``analysis.figures: false``."""
+    from benchmark.analysis import default_analysis
+
+    return default_analysis([NO_FIGURES])

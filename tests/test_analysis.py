@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 import os
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from scipy import stats
 
 from benchmark.analysis import AnalysisError, aggregate, curve_rows, load_reference
+from conftest import numbers_only
 from benchmark.analysis.__main__ import main
 from benchmark.analysis.stats import describe, welch_p
 
@@ -129,6 +131,16 @@ def test_outputs_written(report, sweep):
     assert not list(sweep.glob(".*.tmp"))
 
 
+def test_without_figures_the_numbers_are_the_same_and_no_figure_is_drawn(report, sweep, tmp_path):
+    copy = tmp_path / "sweep"
+    shutil.copytree(sweep, copy, ignore=shutil.ignore_patterns("*.png", "*.pdf"))
+    numbers = aggregate(copy, reference="yosinski2014", analysis=numbers_only())
+    assert set(numbers.paths) == {"csv", "summary", "table", "findings", "methods"}
+    assert not list(copy.glob("*.png")) and not list(copy.glob("*.pdf"))
+    assert numbers.summary == report.summary
+    assert (copy / "findings.md").read_text() == (sweep / "findings.md").read_text()
+
+
 def test_summary_json_is_strict_and_matches(report):
     def no_nan(token):
         raise AssertionError(f"{token} in summary.json")
@@ -217,7 +229,7 @@ def test_curve_rows(report):
 def test_metric_choice(tmp_path):
     write(tmp_path, "b", result("baseB", "base", 0, False, "B", 0, 0.5))
     write(tmp_path, "a", result("AnB1", "transfer", 1, False, "B", 0, 0.4))
-    assert aggregate(tmp_path, metric="top5").summary["base"]["mean"] == pytest.approx(0.7)
+    assert aggregate(tmp_path, metric="top5", analysis=numbers_only()).summary["base"]["mean"] == pytest.approx(0.7)
     with pytest.raises(AnalysisError, match="top1_best, top5"):
         aggregate(tmp_path, metric="top3")
     with pytest.raises(AnalysisError, match="yosinski2014"):
@@ -238,7 +250,7 @@ def test_the_papers_score_is_the_mean_of_the_10_best_evaluations(tmp_path, capsy
               | {"history": _evaluated(0.70 + 0.01 * seed, 12)})
         write(tmp_path, f"a{seed}", result("AnB1", "transfer", 1, False, "B", seed, 0.6)
               | {"history": _evaluated(0.60, 12 if seed else 4)})
-    summary = aggregate(tmp_path, metric="mean_highest").summary
+    summary = aggregate(tmp_path, metric="mean_highest", analysis=numbers_only()).summary
     assert summary["base"]["mean"] == pytest.approx(0.71 - 0.045)  # 10 best of a 1-point-an-epoch rise
     assert summary["series"]["AnB"]["1"]["count"] == 2
     failed, = summary["failed"]

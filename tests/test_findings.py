@@ -19,6 +19,7 @@ from benchmark.errors import UserError
 from benchmark.protocol import CONTRADICTED, HOLDS, INCONCLUSIVE, NOT_ENOUGH_RUNS, SMALL, run_label
 from benchmark.store.record import RunRecord
 from benchmark.store.results import write_result
+from conftest import numbers_only
 
 BLOCKS = ["conv1", "conv2", "conv3", "conv4", "conv5", "fc6", "fc7"]
 SEEDS = (0, 1, 2, 3)
@@ -90,7 +91,7 @@ def findings_of(runs: list[RunRecord], **settings) -> dict[int, dict]:
 
 def verdicts(sweep: Path, **settings) -> dict[int, dict]:
     findings = default_findings([f"analysis.findings.{k}={v}" for k, v in settings.items()])
-    summary = aggregate(sweep, findings=findings).summary
+    summary = aggregate(sweep, findings=findings, analysis=numbers_only()).summary
     return {f["id"]: f for f in summary["findings"]["findings"]}
 
 
@@ -304,7 +305,7 @@ def test_the_comparison_sets_each_sweep_s_own_verdicts_side_by_side(tmp_path):
     rows = [line for line in grid.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 2
     for row, sweep in zip(rows, sweeps):
-        summary = aggregate(sweep).summary
+        summary = aggregate(sweep, analysis=numbers_only()).summary
         cells = row.split(" | ")
         assert cells[1].startswith(f"{100 * summary['base']['mean']:.2f} [")
         assert [c.split(" (")[0].split(",")[0] for c in cells[2:]] == [
@@ -321,7 +322,7 @@ def test_a_sweep_is_judged_by_the_findings_settings_its_runs_were_run_with(tmp_p
         result = json.loads(path.read_text())
         result["config"]["analysis"] = {"findings": {"boost_points": 5.0}}
         path.write_text(json.dumps(result))
-    assert aggregate(sweep).summary["findings"]["findings"][3]["test"] == "mean over n of AnB+ - baseB > 5"
+    assert aggregate(sweep, analysis=numbers_only()).summary["findings"]["findings"][3]["test"] == "mean over n of AnB+ - baseB > 5"
     assert findings_of(records())[4]["test"] == "mean over n of AnB+ - baseB > 1"  # conf/config.yaml's
     other = make_sweep(tmp_path / "other")
     markdown = compare_sweeps([sweep, other], tmp_path / "out")["markdown"].read_text()
@@ -365,19 +366,19 @@ def test_sanity_checks_name_under_training_and_the_regime(tmp_path):
     rising = [{"epoch": e, "val_top1": 0.5 + 0.03 * e} for e in range(1, 11)]
     write_result(tmp_path / "baseB-seed9", run("base", 0, False, 9, 75.0, history=rising))
     beats = with_changes(BnB=lambda n, s: base(s) + 3.0 + noise(s, n))
-    summary = aggregate(make_sweep(tmp_path, beats)).summary
+    summary = aggregate(make_sweep(tmp_path, beats), analysis=numbers_only()).summary
     warnings = " ".join(summary["sanity"]["warnings"])
     assert "baseB seed 9: +9.0 points" in warnings and "BnB at n=1 is above baseB" in warnings
     assert "equal size" in summary["sanity"]["regime"]
     small = run("transfer", 1, False, 0, 60.0) | {"train_per_class": 20}
     write_result(tmp_path / "small" / "AnB1-seed0", small)
-    assert "small-target-data" in aggregate(tmp_path / "small").summary["sanity"]["regime"]
+    assert "small-target-data" in aggregate(tmp_path / "small", analysis=numbers_only()).summary["sanity"]["regime"]
 
 
 def test_under_trained_bases_make_the_findings_against_baseB_provisional(tmp_path):
     rising = [{"epoch": e, "val_top1": 0.5 + 0.03 * e} for e in range(1, 11)]
     write_result(tmp_path / "baseB-seed9", run("base", 0, False, 9, 75.0, history=rising))
-    report = aggregate(make_sweep(tmp_path))
+    report = aggregate(make_sweep(tmp_path), analysis=numbers_only())
     found = {f["id"]: f for f in report.summary["findings"]["findings"]}
     assert sorted(i for i, f in found.items() if f.get("provisional")) == [1, 2, 3, 4, 5]
     assert "still improving" in found[2]["provisional"][0]
@@ -390,12 +391,12 @@ def test_under_trained_bases_make_the_findings_against_baseB_provisional(tmp_pat
 def test_a_second_training_cycle_above_the_base_makes_the_fine_tuned_findings_provisional(tmp_path):
     """BnB+ above baseB by more than above_points at some n (here +1.6 at every n): the base is not
     the ceiling; findings 3 and 4 are provisional, and the sanity checks say why."""
-    report = aggregate(make_sweep(tmp_path, with_changes(**{"BnB+": lambda n, s: base(s) + 1.6 + noise(s, n)})))
+    report = aggregate(make_sweep(tmp_path, with_changes(**{"BnB+": lambda n, s: base(s) + 1.6 + noise(s, n)})), analysis=numbers_only())
     found = {f["id"]: f for f in report.summary["findings"]["findings"]}
     assert sorted(i for i, f in found.items() if f.get("provisional")) == [3, 4]
     assert "second training cycle" in found[3]["provisional"][0]
     assert any("BnB+ is above baseB by more than 1 points" in w for w in report.summary["sanity"]["warnings"])
-    calm = aggregate(make_sweep(tmp_path / "calm")).summary
+    calm = aggregate(make_sweep(tmp_path / "calm"), analysis=numbers_only()).summary
     assert not calm["sanity"]["warnings"] and not any(f.get("provisional") for f in calm["findings"]["findings"])
 
 
@@ -411,7 +412,7 @@ def test_selffer_above_the_base_fires_only_beyond_its_margin(tmp_path, excess, f
     """BnB1 shown above baseB by more than analysis.findings.above_points (1 point) means
     under-trained bases; a fraction of a point, however consistent across seeds, does not."""
     above = with_changes(BnB=lambda n, s: base(s) + (excess if n == 1 else 0.0) + noise(s, n))
-    warnings = " ".join(aggregate(make_sweep(tmp_path, above)).summary["sanity"]["warnings"])
+    warnings = " ".join(aggregate(make_sweep(tmp_path, above), analysis=numbers_only()).summary["sanity"]["warnings"])
     assert ("BnB at n=1 is above baseB" in warnings) == fires, warnings
     assert not fires or "more than 1," in warnings
 
@@ -422,7 +423,7 @@ def test_the_plateau_check_reads_a_base_curve_evaluated_every_third_epoch(tmp_pa
     history = [{"epoch": e, **({"val_top1": evaluated[e]} if e in evaluated else {})}
                for e in range(1, 13)]
     write_result(tmp_path / "baseB-seed9", run("base", 0, False, 9, 80.0, history=history))
-    warnings = " ".join(aggregate(make_sweep(tmp_path)).summary["sanity"]["warnings"])
+    warnings = " ".join(aggregate(make_sweep(tmp_path), analysis=numbers_only()).summary["sanity"]["warnings"])
     assert ("baseB seed 9: +3.0 points" in warnings) == flagged, warnings
 
 

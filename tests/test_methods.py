@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 
 from benchmark.analysis.methods import METRIC_WORDS, methods_text
 from benchmark.protocol import METRICS
-from conftest import built_once, compose_config, run_main
+from conftest import built_once, compose_config, numbers_only, run_main
 
 GRID = ["treatment=base,transfer", "n=1,2", "seed=0,1", "wandb.mode=disabled"]
 
@@ -41,7 +41,7 @@ def _pooled(sweep: Path, cwd: Path) -> None:
     proc = run_main("experiment=smoke", "train.lr=0.1", "wandb.mode=disabled",
                     f"hydra.run.dir={cwd / 'pooled' / 'other'}", cwd=cwd)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    aggregate(cwd / "pooled")
+    aggregate(cwd / "pooled", analysis=numbers_only())
 
 
 def _records(sweep: Path) -> list[dict]:
@@ -114,7 +114,7 @@ def test_a_changed_threshold_becomes_an_option_of_the_re_aggregation(sweep, tmp_
         if path.is_file() and path.suffix in (".json", ".yaml"):
             (copy / path.relative_to(sweep)).parent.mkdir(parents=True, exist_ok=True)
             (copy / path.relative_to(sweep)).write_bytes(path.read_bytes())
-    report = aggregate(copy, findings={**default_findings(), "alpha": 0.01})
+    report = aggregate(copy, findings={**default_findings(), "alpha": 0.01}, analysis=numbers_only())
     assert f"python -m benchmark.analysis {copy} --set=analysis.findings.alpha=0.01" in \
         report.paths["methods"].read_text()
 

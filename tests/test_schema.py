@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from benchmark.config import CONFIG_DIR, compose_config
 from benchmark.schema import Leaf, schema_leaves, stored_options, validate
-from conftest import run_main
+from conftest import NO_FIGURES, run_main
 
 GROUPS = ("dataset", "model", "train", "split")
 # every launcher --help lists: conf/hydra/launcher/'s and those Hydra's plugins store
@@ -204,7 +204,7 @@ SWEEP_START_FILES = ("multirun.yaml", "sweep_plan.json")  # every start of a swe
 
 def test_an_exception_a_launcher_raises_is_one_line_naming_the_key_and_keeps_the_results(tmp_path):
     sweep = tmp_path / "sweep"
-    finished = run_main("-m", "experiment=smoke", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    finished = run_main("-m", "experiment=smoke", NO_FIGURES, f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert finished.returncode == 0, finished.stderr[-2000:]
     finished_files = lambda: {path: path.stat().st_mtime_ns for path in sweep.rglob("*")  # noqa: E731
                               if path.is_file() and path.name not in SWEEP_START_FILES}

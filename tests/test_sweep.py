@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import base_trainings, run_cli, run_main, sweep_numbers
+from conftest import NO_FIGURES, base_trainings, run_cli, run_main, sweep_numbers
 from benchmark.analysis import verdict_label
 from hydra_plugins.transferbench_sweeper import POINT_KEYS, composition_cover, waves
 from wandb_records import summary_and_run
@@ -59,7 +59,7 @@ def test_the_jobs_composed_before_a_batch_cover_each_setting_and_each_point_valu
 def _layers_swept(tmp_path: Path, *grid: str, treatments: str = "base,selffer") -> list[str]:
     """The runs a smoke sweep of ``treatments`` at n = 1, 2 and ``grid`` wrote."""
     sweep = tmp_path / "sweep"
-    proc = run_main("-m", "experiment=smoke", f"treatment={treatments}", "n=1,2", *grid,
+    proc = run_main("-m", "experiment=smoke", f"treatment={treatments}", "n=1,2", *grid, NO_FIGURES,
                     f"hydra.sweep.dir={sweep}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return sorted(p.parent.name for p in sweep.glob("*/result.json"))
@@ -170,7 +170,7 @@ def test_local_launcher_sweep_killed_and_resumed_equals_an_uninterrupted_one(tmp
 
 def test_a_diverging_run_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
     proc = run_main("-m", "experiment=smoke", "treatment=selffer", "n=2", "finetune=false,true",
-                    "finetune_lr_scale=1e12", "wandb.mode=disabled",
+                    "finetune_lr_scale=1e12", "wandb.mode=disabled", NO_FIGURES,
                     f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
@@ -186,7 +186,7 @@ def test_a_diverging_run_is_recorded_failed_and_the_sweep_goes_on(tmp_path):
 
 def test_unreachable_wandb_never_fails_a_run_and_is_given_up_once(tmp_path):
     proc = run_cli("-m", "experiment=smoke", "treatment=base,selffer", "n=0,3", "wandb.mode=online",
-                   "wandb.init_timeout=1", f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
+                   "wandb.init_timeout=1", NO_FIGURES, f"hydra.sweep.dir={tmp_path / 'sweep'}", cwd=tmp_path,
                    env={"WANDB_API_KEY": "0" * 40, "WANDB_BASE_URL": "http://127.0.0.1:9"})
     assert proc.returncode == 0, proc.stderr[-3000:]
     statuses = [json.loads(p.read_text())["status"] for p in (tmp_path / "sweep").glob("*/result.json")]

@@ -4,7 +4,8 @@
 run), summary.json (curve, derived quantities, the paper's findings tested, sanity
 checks, failed runs, unreadable files), generality.png / .pdf (paper Figure 2 style),
 table.tex (booktabs), findings.md, methods.md (the methods written out, benchmark/analysis/methods.py) and, for each per-block measure the runs took, its entry in
-summary.json and its figures (CKA: similarity.png / .pdf).
+summary.json and its figures (CKA: similarity.png / .pdf); the figures only where
+``analysis.figures`` is true.
 """
 from __future__ import annotations
 
@@ -81,8 +82,9 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         raise AnalysisError(f"{exc} (option --reference)") from exc
     collection = collect(sweep)
     _check_usable(sweep, collection, metric)
-    settings = findings_settings(findings if findings is not None else run_findings(collection.results))
     analysis = analysis if analysis is not None else default_analysis()
+    settings = findings_settings(findings if findings is not None else run_findings(
+        collection.results, defaults=OmegaConf.to_container(analysis.findings)))
     records = complete(collection.results, analysis) if complete else collection.results
     summary = build_summary(records, metric)
     summary["runs"]["duplicates"] = len(collection.duplicates)
@@ -92,19 +94,18 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
         summary[measure.record_key] = report_of(measure).summarise(records, analysis)
     summary["sanity"] = sanity_checks(records, metric, settings)
     summary["findings"] = gate(test_findings(records, metric, settings), summary["sanity"])
-    png, pdf = plot_generality(summary, sweep / "generality", paper)
     paths = {
         "csv": write_results_csv(records, sweep / "results.csv"),
         "summary": write_json(summary, sweep / "summary.json"),
-        "png": png,
-        "pdf": pdf,
         "table": write_table(summary, sweep / "table.tex"),
         "findings": write_findings(summary, sweep / "findings.md"),
         "methods": write_methods(records, summary, settings, sweep, reference),
     }
     reported = [m for m in MEASURES.values() if summary[m.record_key]]
-    for measure in reported:
-        paths.update(report_of(measure).draw(summary, sweep / measure.record_key))
+    if analysis.figures:
+        paths["png"], paths["pdf"] = plot_generality(summary, sweep / "generality", paper)
+        for measure in reported:
+            paths.update(report_of(measure).draw(summary, sweep / measure.record_key))
     sections = [text for m in reported if (text := report_of(m).markdown(summary))]
     if sections:
         paths["measures"] = write_text(sweep / "measures.md", "\n".join(
@@ -129,14 +130,16 @@ def default_analysis(overrides: Sequence[str] = ()) -> DictConfig:
     return analysis
 
 
-def run_findings(records: Sequence[RunRecord], overrides: Mapping | None = None) -> dict:
+def run_findings(records: Sequence[RunRecord], overrides: Mapping | None = None,
+                 defaults: Mapping | None = None) -> dict:
     """The findings settings a sweep is judged by: ``analysis.findings`` as its runs were run with
     (a preset may set them: experiment=demo's still-improving tail), where every run records the
-    same, over conf/config.yaml's; ``overrides`` (keys set on the command line) on top."""
+    same, over ``defaults`` (conf/config.yaml's unless given); ``overrides`` (keys set on the
+    command line) on top."""
     recorded = {json.dumps(((r.config or {}).get("analysis") or {}).get("findings") or {}, sort_keys=True)
                 for r in records}
     own = json.loads(recorded.pop()) if len(recorded) == 1 else {}
-    return {**default_findings(), **own, **(overrides or {})}
+    return {**(defaults if defaults is not None else default_findings()), **own, **(overrides or {})}
 
 
 def default_findings(overrides: Sequence[str] = ()) -> dict:

@@ -167,11 +167,12 @@ def _decorate(ax: Axes, blocks: dict[str, str], title: str) -> None:
 
 
 
-def similarity_objects(similarity: dict, png: Path) -> dict:
-    """What the W&B summary run logs: the figure and the base-vs-base matrix as a table."""
+def similarity_objects(similarity: dict, png: Path | None) -> dict:
+    """What the W&B summary run logs: the figure (None: not drawn) and the base-vs-base matrix as
+    a table."""
     import wandb
 
-    objects = {"similarity_figure": wandb.Image(str(png))}
+    objects = {} if png is None else {"similarity_figure": wandb.Image(str(png))}
     base = similarity["base_vs_base"]
     if base:
         names = [similarity["blocks"].get(str(n), str(n)) for n in range(1, len(base["matrix"]) + 1)]

@@ -71,7 +71,7 @@ class SimilarityReport(MeasureReport):
         return {"similarity_png": png, "similarity_pdf": pdf}
 
     def wandb_objects(self, summary: dict, paths: Mapping[str, Path]) -> dict[str, Any]:
-        return cka_report.similarity_objects(summary[self.record_key], paths["similarity_png"])
+        return cka_report.similarity_objects(summary[self.record_key], paths.get("similarity_png"))
 
 
 class ReadoutReport(MeasureReport):
@@ -92,7 +92,8 @@ class ReadoutReport(MeasureReport):
     def wandb_objects(self, summary: dict, paths: Mapping[str, Path]) -> dict[str, Any]:
         import wandb
 
-        return {f"{self.record_key}_figure": wandb.Image(str(paths[f"{self.record_key}_png"]))}
+        png = paths.get(f"{self.record_key}_png")  # none without analysis.figures
+        return {} if png is None else {f"{self.record_key}_figure": wandb.Image(str(png))}
 
     def markdown(self, summary: dict) -> str | None:
         return agreement.markdown(self.name, summary[self.record_key])

@@ -99,6 +99,7 @@ class FindingsSettings:
 class Analysis:
     reference: Optional[str] = key(_reference())
     metric: str = key(one_of(METRICS))
+    figures: bool = key()
     measures: list[str] = key(_once_each())  # per-block measures (benchmark/measures/); the preflight
                                              # checks each name against the registry
     similarity: Similarity = key()

@@ -88,8 +88,9 @@ def _wandb_objects(rows: list[dict], report: Report) -> dict[str, Any]:
     listed = ("layers", "ci95", "decision", "provisional")
     findings_table = wandb.Table(columns=columns, data=[[str(f.get(c)) if c in listed else f[c] for c in columns]
                                                         for f in findings])
-    objects = {"generality_table": table, "generality_curve": chart, "findings_table": findings_table,
-               "generality_figure": wandb.Image(str(report.paths["png"]))}
+    objects = {"generality_table": table, "generality_curve": chart, "findings_table": findings_table}
+    if "png" in report.paths:  # analysis.figures
+        objects["generality_figure"] = wandb.Image(str(report.paths["png"]))
     for measure in MEASURES.values():
         if report.summary[measure.record_key]:
             objects.update(report_of(measure).wandb_objects(report.summary, report.paths))
