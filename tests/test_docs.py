@@ -75,7 +75,7 @@ def test_the_worlds_table_is_the_kept_sweeps_compared(recipe, tmp_path):
     today: a world kept before ``random_layers`` left out RnB at n = 1, 2 is judged the same
     without them (no finding reads them)."""
     dirs = [_runs_of_the_preset(DOCS / "sweeps" / name, recipe, tmp_path) for name in WORLDS[recipe]]
-    markdown = compare_sweeps(dirs, tmp_path / "compared")["markdown"].read_text()
+    markdown = compare_sweeps(dirs, tmp_path / "compared", analysis=numbers_only())["markdown"].read_text()
     grid = markdown.split("## Verdicts side by side\n\n")[1].split("\n\n")[0]
     assert grid in (DOCS / "validation.md").read_text(), f"docs/validation.md lacks the {recipe} worlds table"
 
@@ -157,7 +157,7 @@ def _quoted_source(quote: dict, sources: dict, tmp_path: Path) -> tuple[dict, st
         if names not in sources:
             dirs = [DOCS / "sweeps" / name for name in names]
             summaries = [json.loads((d / "summary.json").read_text()) for d in dirs]
-            paths = compare_sweeps(dirs, tmp_path / "-".join(names), summaries=summaries)
+            paths = compare_sweeps(dirs, tmp_path / "-".join(names), summaries=summaries, analysis=numbers_only())
             sources[names] = json.loads(paths["cheap_answer_json"].read_text())
         return sources[names], quote["cheap_answer"]
     if quote["sweep"] not in sources:

@@ -291,7 +291,7 @@ def test_finding_5_across_a_random_and_a_dissimilar_sweep(tmp_path):
               "noisy": (noisy, f"| {INCONCLUSIVE} (towards")}
     for name, (curve, verdict) in across.items():
         other = make_sweep(tmp_path / name, curve, split="family")
-        again = compare_sweeps([random, other], tmp_path / f"out-{name}", findings=findings)
+        again = compare_sweeps([random, other], tmp_path / f"out-{name}", findings=findings, analysis=numbers_only())
         assert verdict in again["markdown"].read_text().split("across the sweeps")[1], name
 
 
@@ -300,7 +300,8 @@ def test_the_comparison_sets_each_sweep_s_own_verdicts_side_by_side(tmp_path):
     (sanity gating included), the grid docs/validation.md compares recipes and worlds with."""
     sweeps = [make_sweep(tmp_path / "a"), make_sweep(tmp_path / "b", with_changes(
         BnB=lambda n, s: paper("BnB", n, s) + (3.0 if n == 1 else 0.0)))]  # a base beaten: provisional
-    markdown = compare_sweeps(sweeps, tmp_path / "out")["markdown"].read_text()
+    markdown = compare_sweeps(sweeps, tmp_path / "out", analysis=numbers_only())["markdown"].read_text()
+    assert not list((tmp_path / "out").glob("comparison.*[fg]"))  # analysis.figures=false: no png, no pdf
     grid = markdown.split("## Verdicts side by side")[1].split("\n## ")[0]
     rows = [line for line in grid.splitlines() if line.startswith("| ") and "---" not in line][1:]
     assert len(rows) == 2
@@ -325,7 +326,7 @@ def test_a_sweep_is_judged_by_the_findings_settings_its_runs_were_run_with(tmp_p
     assert aggregate(sweep, analysis=numbers_only()).summary["findings"]["findings"][3]["test"] == "mean over n of AnB+ - baseB > 5"
     assert findings_of(records())[4]["test"] == "mean over n of AnB+ - baseB > 1"  # conf/config.yaml's
     other = make_sweep(tmp_path / "other")
-    markdown = compare_sweeps([sweep, other], tmp_path / "out")["markdown"].read_text()
+    markdown = compare_sweeps([sweep, other], tmp_path / "out", analysis=numbers_only())["markdown"].read_text()
     assert "> 5 |" in markdown.split("## sweep 2")[0] and "> 1 |" in markdown.split("## sweep 2")[1]
     assert main([str(sweep), "--set", "analysis.findings.alpha=0.01"]) == 0
     summary = json.loads((sweep / "summary.json").read_text())

@@ -156,18 +156,20 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path | None, met
     ``out`` defaults to ``comparison/`` in the sweeps' common parent directory. ``findings``: the
     settings of every sweep, or one per sweep (default: each sweep's :func:`run_findings`). With
     the sweeps' ``summaries`` (of :func:`aggregate`), their readouts scored across them
-    (cheap_answer.py)."""
+    (cheap_answer.py); ``analysis`` (default: conf/config.yaml's): how they are scored, and
+    whether the figures are drawn."""
     dirs = [Path(d) for d in sweep_dirs]
     out_dir = Path(out) if out else Path(os.path.commonpath([d.absolute() for d in dirs])) / "comparison"
     out_dir.mkdir(parents=True, exist_ok=True)
     collections = [collect(d) for d in dirs]
+    analysis = analysis if analysis is not None else default_analysis()
     per_sweep = [findings] * len(dirs) if isinstance(findings, Mapping) else findings or [
-        run_findings(c.results) for c in collections]
+        run_findings(c.results, defaults=OmegaConf.to_container(analysis.findings)) for c in collections]
     labels = sweep_labels([[r.config or {} for r in c.results] for c in collections])
     sweeps = [Sweep(d, label, c.results) for d, label, c in zip(dirs, labels, collections)]
-    paths = compare(sweeps, out_dir, metric, [findings_settings(f) for f in per_sweep])
+    paths = compare(sweeps, out_dir, metric, [findings_settings(f) for f in per_sweep], analysis.figures)
     if summaries:
-        paths.update(cheap_answer(labels, summaries, analysis or default_analysis(), out_dir))
+        paths.update(cheap_answer(labels, summaries, analysis, out_dir))
     return paths
 
 

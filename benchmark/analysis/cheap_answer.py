@@ -34,8 +34,9 @@ MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*")
 
 def cheap_answer(labels: Sequence[str], summaries: Sequence[dict], analysis: DictConfig, out_dir: Path,
                  series: str = TRANSFER) -> dict[str, Path]:
-    """Write cheap_answer.md / .json / .png / .pdf into ``out_dir`` for the readouts the sweeps
-    took (``series``: the protocol curve they answer for); nothing when none took one."""
+    """Write cheap_answer.md / .json / .png / .pdf (the figure where ``analysis.figures``) into
+    ``out_dir`` for the readouts the sweeps took (``series``: the protocol curve they answer for);
+    nothing when none took one."""
     readouts = [m for m in MEASURES.values() if isinstance(m, ReadoutMeasure)]
     units = {m.name: _units(m.record_key, labels, summaries, series) for m in readouts}
     units = {name: us for name, us in units.items() if us}
@@ -47,10 +48,12 @@ def cheap_answer(labels: Sequence[str], summaries: Sequence[dict], analysis: Dic
                      "top_blocks": top_block_drops(us, labels, analysis.findings.top_layers),
                      "points": ratio[name]}
               for name, us in units.items()}
-    png, pdf = plot_cells({name: us for name, us in units.items() if ratio[name]}, labels, out_dir / "cheap_answer")
-    return {"cheap_answer_json": write_json(result, out_dir / "cheap_answer.json"),
-            "cheap_answer_md": write_text(out_dir / "cheap_answer.md", markdown(result, labels, series, settings)),
-            "cheap_answer_png": png, "cheap_answer_pdf": pdf}
+    paths = {"cheap_answer_json": write_json(result, out_dir / "cheap_answer.json"),
+             "cheap_answer_md": write_text(out_dir / "cheap_answer.md", markdown(result, labels, series, settings))}
+    if analysis.figures:
+        paths["cheap_answer_png"], paths["cheap_answer_pdf"] = plot_cells(
+            {name: us for name, us in units.items() if ratio[name]}, labels, out_dir / "cheap_answer")
+    return paths
 
 
 def _units(key: str, labels: Sequence[str], summaries: Sequence[dict], series: str) -> list[UnitCurves]:

@@ -58,12 +58,13 @@ def _constant_keys(configs: list[dict]) -> dict:
             and len({repr(f[k]) for f in flat}) == 1}
 
 
-def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Sequence[FindingsSettings]
-            ) -> dict[str, Path]:
-    """Write comparison.png / .pdf and comparison.md (each sweep's findings under its own
-    ``settings``, finding 5 across them under the first sweep's) into ``out_dir``."""
+def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Sequence[FindingsSettings],
+            figures: bool = True) -> dict[str, Path]:
+    """Write comparison.md (each sweep's findings under its own ``settings``, finding 5 across
+    them under the first sweep's) and, with ``figures``, comparison.png / .pdf into ``out_dir``."""
     summaries = [build_summary(sweep.results, metric) for sweep in sweeps]
-    png, pdf = plot_comparison(summaries, [s.label for s in sweeps], out_dir / "comparison")
+    paths = dict(zip(("png", "pdf"), plot_comparison(summaries, [s.label for s in sweeps],
+                                                      out_dir / "comparison"))) if figures else {}
     pooled = test_findings([r for sweep in sweeps for r in sweep.results], metric, settings[0])
     blocks = [gate(test_findings(sweep.results, metric, own), sanity_checks(sweep.results, metric, own))
               for sweep, own in zip(sweeps, settings)]
@@ -75,7 +76,7 @@ def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Seque
     across = [f for f in pooled["findings"] if f["id"] == 5]
     lines += ["## Finding 5 across the sweeps", "", findings_rows(across), ""]
     lines += [f"{f['detail']}." for f in across]
-    return {"png": png, "pdf": pdf, "markdown": write_text(out_dir / "comparison.md", "\n".join(lines) + "\n")}
+    return {**paths, "markdown": write_text(out_dir / "comparison.md", "\n".join(lines) + "\n")}
 
 
 def findings_across(sweep: list[RunRecord], dissimilar: list[RunRecord], metric: str,
