@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import logging
 import time
-from pathlib import Path
 from collections.abc import Hashable
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
