@@ -120,11 +120,10 @@ def protocol_points(jobs: List[List[str]], defaults: DictConfig) -> List[tuple[L
 
 
 # the sweeper's keys that keep some of the grid's runs at the layers they list only (null: every
-# layer): the runs each one names, and which points they are
-LAYER_LISTS: dict[str, tuple[str, Callable[[Point], bool]]] = {
-    "finetuned_layers": ("fine-tuned runs (BnB+, AnB+)", lambda point: point[2]),
-    "random_layers": ("the random-init control (RnB)",
-                      lambda point: series_of(point[0], point[2]).key == RANDOM_CONTROL),
+# layer), each with the points it restricts: fine-tuned runs (BnB+, AnB+), the random-init control
+LAYER_LISTS: dict[str, Callable[[Point], bool]] = {
+    "finetuned_layers": lambda point: point[2],
+    "random_layers": lambda point: series_of(point[0], point[2]).key == RANDOM_CONTROL,
 }
 
 
@@ -136,10 +135,10 @@ def only_at(points: List[tuple[List[str], Point]], layer_lists: Mapping[str, Opt
     for key, layers in layer_lists.items():
         if layers is None:
             continue
-        _, restricts = LAYER_LISTS[key]
-        for job, point in kept:
+        restricts = LAYER_LISTS[key]
+        for job in (job for job, point in kept if restricts(point)):
             model, blocks = model_blocks_of(job)
-            outside = [n for n in layers if n > len(blocks)] if restricts(point) else []
+            outside = [n for n in layers if n > len(blocks)]
             if outside:
                 raise UserError(f"hydra.sweeper.{key} names layer {outside[0]}, but model={model} has "
                                 f"{len(blocks)} transferable blocks ({', '.join(blocks)}); use layers "
@@ -188,8 +187,8 @@ class ProtocolSweeper(BasicSweeper):
                  finetuned_layers: Optional[Sequence[int]] = None,
                  random_layers: Optional[Sequence[int]] = None) -> None:
         super().__init__(max_batch_size=max_batch_size, params=params)
-        self.layer_lists = {key: None if layers is None else list(layers) for key, layers
-                            in zip(LAYER_LISTS, (finetuned_layers, random_layers))}
+        given = {"finetuned_layers": finetuned_layers, "random_layers": random_layers}
+        self.layer_lists = {key: None if layers is None else list(layers) for key, layers in given.items()}
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig
               ) -> None:
