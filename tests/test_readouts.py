@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.measures.readout import (PROBE_MAX_ITER, PROBE_TOLERANCE, knn, linear_probe, logme,
-                                        stratified_split)
+from benchmark.measures.readout import (PROBE_MAX_ITER, PROBE_TOLERANCE, PROBE_TOLERANCE_CHANGE, knn,
+                                        linear_probe, logme, stratified_split)
 
 CLASSES = 4
 
@@ -116,7 +116,7 @@ def reference_probe(train_x: torch.Tensor, train_y: torch.Tensor, test_x: torch.
         z, targets = ((x - mean) / std).float(), torch.nn.functional.one_hot(y, num_classes).float()
         weight, bias = (p.clone() for p in start)
         optimizer = torch.optim.LBFGS([weight, bias], lr=1, max_iter=PROBE_MAX_ITER, history_size=20,
-                                      tolerance_grad=PROBE_TOLERANCE, tolerance_change=1e-9,
+                                      tolerance_grad=PROBE_TOLERANCE, tolerance_change=PROBE_TOLERANCE_CHANGE,
                                       line_search_fn="strong_wolfe")
 
         def closure():
