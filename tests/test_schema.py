@@ -2,8 +2,10 @@
 
 The keys are enumerated from the schema itself (every option of every config group), so
 a key added tomorrow is tried here the day it is added: a value of the wrong type and,
-where the key has a rule, a value the rule refuses must each end in one ``error:`` line
-through the console script's entry point, with no traceback and no result written.
+where the key has a rule, a value the rule refuses must each end in one ``error:`` line. Every
+such value is checked on its selection's config, composed once; one of each kind also goes
+through the console script's entry point, which must print that same line and nothing else,
+exit 2 and write no result.
 """
 from __future__ import annotations
 
@@ -16,9 +18,12 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ValidationError
 
 from benchmark.config import CONFIG_DIR, compose_config
-from benchmark.schema import Leaf, schema_leaves, stored_options, validate
+from benchmark.errors import UserError
+from benchmark.preflight import check_config
+from benchmark.schema import Leaf, schema_leaves, stored_options, type_error, validate
 from conftest import NO_FIGURES, run_main
 
 GROUPS = ("dataset", "model", "train", "split")
@@ -89,10 +94,15 @@ def _wrong_types(kind: object) -> list[str]:
     return ["[1,2]"]  # a string key
 
 
+def _is_sweep(override: str) -> bool:
+    """A launcher's or the sweeper's key: checked on a sweep (which then starts no job)."""
+    return override.startswith(("hydra.launcher.", "hydra.sweeper."))
+
+
 def _refuses(tmp_path: Path, *overrides: str) -> str:
     """The one error line a run with these overrides ends in (a sweep, for a launcher's or the
     sweeper's key: it starts no job)."""
-    sweep = any(o.startswith(("hydra.launcher.", "hydra.sweeper.")) for o in overrides)
+    sweep = any(_is_sweep(o) for o in overrides)
     where = ("-m", f"hydra.sweep.dir={tmp_path / 'run'}") if sweep else (f"hydra.run.dir={tmp_path / 'run'}",)
     proc = run_main(*where, *overrides, cwd=tmp_path)
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
@@ -147,11 +157,38 @@ def test_every_preset_passes_the_schema(preset):
     validate(compose_config(f"experiment={preset}"))
 
 
-@pytest.mark.parametrize("selection, leaf", KEYS, ids=[leaf.path for _, leaf in KEYS])
-def test_a_value_of_the_wrong_type_is_refused_in_one_line(tmp_path, selection, leaf):
-    for value in _wrong_types(leaf.type):
-        line = _refuses(tmp_path, *selection, f"{leaf.path}={value}")
-        assert f"{leaf.path}=" in line, line
+def _written(value: object) -> str:
+    return str(value).replace(" ", "").lower() if isinstance(value, (bool, list)) else str(value)
+
+
+def _refusal(selection: tuple[str, ...], override: str) -> str:
+    """The error line the checks before any work give for ``override`` on ``selection``'s config,
+    without a composition of its own: the selection's config composed once (``_composed``), the
+    override parsed by Hydra's grammar and merged as Hydra merges a key's override, then the checks
+    every command line gets (``check_config``; a sweep's for a launcher's or the sweeper's key). A
+    value OmegaConf cannot convert to a typed key is named by ``type_error``, as the console script
+    names it. ``test_the_console_script_refuses_in_the_line_the_composed_config_gives`` holds the two
+    equal (on the day this was written, for every one of the 494 values below)."""
+    (parsed,) = OverridesParser.create().parse_overrides([override])
+    cfg = copy.deepcopy(_composed(*selection, hydra_config=True))
+    try:
+        OmegaConf.update(cfg, parsed.key_or_group, parsed.value(), merge=True)
+        check_config(cfg, single_run=not _is_sweep(override))
+    except ValidationError as error:
+        return f"error: {type_error(error.full_key, error.value, error.object_type)}"
+    except UserError as error:
+        return f"error: {error}"
+    raise AssertionError(f"{override} on {selection or 'the default config'} was accepted")
+
+
+WRONG_TYPES = [(selection, leaf, f"{leaf.path}={value}") for selection, leaf in KEYS
+               for value in _wrong_types(leaf.type)]
+
+
+@pytest.mark.parametrize("selection, leaf, override", WRONG_TYPES, ids=[o for _, _, o in WRONG_TYPES])
+def test_a_value_of_the_wrong_type_is_refused_in_one_line(selection, leaf, override):
+    line = _refusal(selection, override)
+    assert "\n" not in line and f"{leaf.path}=" in line, line
 
 
 RULED = [(selection, leaf, check) for selection, leaf in KEYS for check in leaf.checks
@@ -160,9 +197,28 @@ RULED = [(selection, leaf, check) for selection, leaf in KEYS for check in leaf.
 
 @pytest.mark.parametrize("selection, leaf, check", RULED,
                          ids=[f"{leaf.path}={check.bad}" for _, leaf, check in RULED])
-def test_a_value_its_rule_refuses_is_refused_in_one_line(tmp_path, selection, leaf, check):
-    line = _refuses(tmp_path, *selection, f"{leaf.path}={_written(check.bad)}")
-    assert f"{leaf.path}=" in line and check.rule in line, line
+def test_a_value_its_rule_refuses_is_refused_in_one_line(selection, leaf, check):
+    line = _refusal(selection, f"{leaf.path}={_written(check.bad)}")
+    assert "\n" not in line and f"{leaf.path}=" in line and check.rule in line, line
+
+
+def _one_of_each_kind() -> list[tuple[tuple[str, ...], str]]:
+    """The refusals above, one per kind of value (each wrong value as written, and a rule's bad
+    value) of the app's keys, of each launcher's and of the sweeper's: the console script runs these."""
+    def section(selection: tuple[str, ...], leaf: Leaf) -> str:  # each launcher, the sweeper, the app's keys
+        return (selection[0] if selection else "hydra.sweeper") if _is_sweep(leaf.path) else "app"
+
+    kinds: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
+    for selection, leaf, override in WRONG_TYPES:
+        kinds.setdefault((section(selection, leaf), override.split("=", 1)[1]), (selection, override))
+    for selection, leaf, check in RULED:
+        kinds.setdefault((section(selection, leaf), "rule"), (selection, f"{leaf.path}={_written(check.bad)}"))
+    return list(kinds.values())
+
+
+@pytest.mark.parametrize("selection, override", _one_of_each_kind(), ids=lambda value: str(value))
+def test_the_console_script_refuses_in_the_line_the_composed_config_gives(tmp_path, selection, override):
+    assert _refuses(tmp_path, *selection, override) == _refusal(selection, override)
 
 
 def test_the_example_each_rule_suggests_passes_it():
@@ -179,10 +235,6 @@ def test_the_example_each_rule_suggests_passes_it():
             validate(cfg)
             validate(cfg.hydra.launcher)
             validate(cfg.hydra.sweeper)
-
-
-def _written(value: object) -> str:
-    return str(value).replace(" ", "").lower() if isinstance(value, (bool, list)) else str(value)
 
 
 @pytest.mark.parametrize("device, expected", [

@@ -121,7 +121,7 @@ def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
     (sweep / "AnB5-seed0" / "result.json").unlink()
     (sweep / "BnB+2-seed0" / "result.json").write_text("{not json")
     before = {p: p.stat().st_mtime_ns for p in sweep.glob("*/result.json")}
-    again = _sweep(tmp_path, "wandb.mode=disabled")
+    again = _sweep(tmp_path, "wandb.mode=disabled", NO_FIGURES)
     assert again.returncode == 0, again.stderr[-3000:]
     assert sorted(base_trainings(sweep)) == ["baseA", "baseB"]  # nothing retrained
     assert all(p.stat().st_mtime_ns == t for p, t in before.items() if p.parent.name != "BnB+2-seed0")
@@ -131,7 +131,7 @@ def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
 
 def test_joblib_launcher_runs_in_parallel_without_training_a_base_twice(tmp_path):
     proc = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "wandb.mode=disabled",
-                  "threads=1", run=partial(run_cli, timeout=600))  # a process of its own: joblib's workers outlive the sweep
+                  "threads=1", NO_FIGURES, run=partial(run_cli, timeout=600))  # a process of its own: joblib's workers outlive the sweep
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
     assert len(list(sweep.glob("*/result.json"))) == 9
