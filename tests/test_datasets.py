@@ -365,6 +365,7 @@ def test_imagenet_layout_is_checked(tmp_path):
 
 # ---------------------------------------------------------------- real data (../shared/data)
 
+@pytest.mark.slow  # decodes all 60,000 images (15-20 s); the slow stage's CIFAR-10 sweep reads what it decodes
 def test_cifar10_jpg_from_shared_data(cifar10_jpg_root):
     cfg = dataset_cfg("cifar10", cifar10_jpg_root)
     start = time.perf_counter()

@@ -55,26 +55,34 @@ def _selections() -> list[tuple[str, ...]]:
     return [()] + [(f"{group}={option}",) for group in GROUPS for option in _options(group)]
 
 
-def _keys() -> list[tuple[tuple[str, ...], Leaf]]:
-    """Each schema key once, with the group option that has it (the first that does), the keys
-    of each launcher's schema (as ``hydra.launcher.KEY``) and the sweeper's (``hydra.sweeper.KEY``)."""
-    seen, keys = set(), []
-    for selection in _selections():
-        for leaf in schema_leaves(_composed(*selection)):
-            if leaf.path not in seen and leaf.type is not typing.Any:
-                seen.add(leaf.path)
-                keys.append((selection, leaf))
-    for launcher in LAUNCHERS:
-        selection = (f"hydra/launcher={launcher}",)
+# what each test of a key reads: the default config (its own keys and the sweeper's), an option of a
+# group (the keys it adds to the default config's), a launcher (its keys): listed without composing,
+# so collection composes nothing; each config is composed by the worker that tests it, once
+LAUNCHER_SELECTIONS = [(f"hydra/launcher={launcher}",) for launcher in LAUNCHERS]
+SELECTIONS = _selections() + LAUNCHER_SELECTIONS
+
+
+@functools.cache
+def _keys_of(selection: tuple[str, ...]) -> tuple[Leaf, ...]:
+    """The typed schema keys ``selection`` brings: the default config's (and the sweeper's, as
+    ``hydra.sweeper.KEY``), those a group option adds to them, or a launcher's (as
+    ``hydra.launcher.KEY``)."""
+    if not selection:
+        sweeper_cfg = _composed(hydra_config=True).hydra.sweeper
+        return (*(leaf for leaf in schema_leaves(_composed()) if leaf.type is not typing.Any),
+                *(dataclasses.replace(leaf, path=f"hydra.sweeper.{leaf.path}")
+                  for leaf in schema_leaves(sweeper_cfg) if leaf.type is not typing.Any or leaf.checks))
+    if selection in LAUNCHER_SELECTIONS:
         launcher_cfg = _composed(*selection, hydra_config=True).hydra.launcher
-        keys += [(selection, dataclasses.replace(leaf, path=f"hydra.launcher.{leaf.path}"))
-                 for leaf in schema_leaves(launcher_cfg) if leaf.type is not typing.Any]
-    sweeper_cfg = _composed(hydra_config=True).hydra.sweeper
-    return keys + [((), dataclasses.replace(leaf, path=f"hydra.sweeper.{leaf.path}"))
-                   for leaf in schema_leaves(sweeper_cfg) if leaf.type is not typing.Any or leaf.checks]
+        return tuple(dataclasses.replace(leaf, path=f"hydra.launcher.{leaf.path}")
+                     for leaf in schema_leaves(launcher_cfg) if leaf.type is not typing.Any)
+    default = {leaf.path for leaf in _keys_of(())}
+    return tuple(leaf for leaf in schema_leaves(_composed(*selection))
+                 if leaf.path not in default and leaf.type is not typing.Any)
 
 
-KEYS = _keys()
+def _name(selection: tuple[str, ...]) -> str:
+    return selection[0] if selection else "default"
 
 
 def _wrong_types(kind: object) -> list[str]:
@@ -112,17 +120,20 @@ def _refuses(tmp_path: Path, *overrides: str) -> str:
     return lines[0]
 
 
-def test_the_schema_covers_every_key_of_every_option():
-    for selection in _selections():
-        cfg = _composed(*selection)
-        typed = {leaf.path for leaf in schema_leaves(cfg)}
-        groups = {leaf.path for leaf in schema_leaves(cfg) if leaf.type is typing.Any}
-        for group in groups:
-            assert OmegaConf.get_type(cfg[group]) is not dict, f"{selection}: {group} has no schema"
-        leaves = _leaf_paths(OmegaConf.to_container(cfg))
-        assert leaves <= typed | {p for p in leaves if p.split(".")[0] in groups
-                                  and any(p.startswith(f"{t}.") or p == t for t in typed)}
-    assert len(KEYS) > 80
+@pytest.mark.parametrize("selection", _selections(), ids=_name)
+def test_the_schema_covers_every_key_of_every_option(selection):
+    cfg = _composed(*selection)
+    typed = {leaf.path for leaf in schema_leaves(cfg)}
+    groups = {leaf.path for leaf in schema_leaves(cfg) if leaf.type is typing.Any}
+    for group in groups:
+        assert OmegaConf.get_type(cfg[group]) is not dict, f"{selection}: {group} has no schema"
+    leaves = _leaf_paths(OmegaConf.to_container(cfg))
+    assert leaves <= typed | {p for p in leaves if p.split(".")[0] in groups
+                              and any(p.startswith(f"{t}.") or p == t for t in typed)}
+
+
+def test_the_keys_tried_below_are_the_schemas_many():
+    assert sum(len(_keys_of(selection)) for selection in SELECTIONS) > 200
 
 
 def _leaf_paths(node: dict, prefix: str = "") -> set[str]:
@@ -181,60 +192,77 @@ def _refusal(selection: tuple[str, ...], override: str) -> str:
     raise AssertionError(f"{override} on {selection or 'the default config'} was accepted")
 
 
-WRONG_TYPES = [(selection, leaf, f"{leaf.path}={value}") for selection, leaf in KEYS
-               for value in _wrong_types(leaf.type)]
+def _wrong_values(selection: tuple[str, ...]) -> list[tuple[Leaf, str]]:
+    return [(leaf, f"{leaf.path}={value}") for leaf in _keys_of(selection) for value in _wrong_types(leaf.type)]
 
 
-@pytest.mark.parametrize("selection, leaf, override", WRONG_TYPES, ids=[o for _, _, o in WRONG_TYPES])
-def test_a_value_of_the_wrong_type_is_refused_in_one_line(selection, leaf, override):
-    line = _refusal(selection, override)
-    assert "\n" not in line and f"{leaf.path}=" in line, line
+def _ruled(selection: tuple[str, ...]) -> list[tuple[Leaf, object]]:
+    return [(leaf, check) for leaf in _keys_of(selection) for check in leaf.checks if check.bad is not None]
 
 
-RULED = [(selection, leaf, check) for selection, leaf in KEYS for check in leaf.checks
-         if check.bad is not None]
+def _badly_refused(selection: tuple[str, ...], refusals: list[tuple[str, tuple[str, ...]]]) -> list[str]:
+    """Each override whose refusal is not one line holding all its expected words, with that line."""
+    lines = {override: _refusal(selection, override) for override, _ in refusals}
+    return [f"{override}: {lines[override]}" for override, expected in refusals
+            if "\n" in lines[override] or not all(words in lines[override] for words in expected)]
 
 
-@pytest.mark.parametrize("selection, leaf, check", RULED,
-                         ids=[f"{leaf.path}={check.bad}" for _, leaf, check in RULED])
-def test_a_value_its_rule_refuses_is_refused_in_one_line(selection, leaf, check):
-    line = _refusal(selection, f"{leaf.path}={_written(check.bad)}")
-    assert "\n" not in line and f"{leaf.path}=" in line and check.rule in line, line
+@pytest.mark.parametrize("selection", SELECTIONS, ids=_name)
+def test_a_value_of_the_wrong_type_is_refused_in_one_line(selection):
+    refusals = [(override, (f"{leaf.path}=",)) for leaf, override in _wrong_values(selection)]
+    assert not _badly_refused(selection, refusals)
 
 
-def _one_of_each_kind() -> list[tuple[tuple[str, ...], str]]:
-    """The refusals above, one per kind of value (each wrong value as written, and a rule's bad
-    value) of the app's keys, of each launcher's and of the sweeper's: the console script runs these."""
-    def section(selection: tuple[str, ...], leaf: Leaf) -> str:  # each launcher, the sweeper, the app's keys
-        return (selection[0] if selection else "hydra.sweeper") if _is_sweep(leaf.path) else "app"
+@pytest.mark.parametrize("selection", SELECTIONS, ids=_name)
+def test_a_value_its_rule_refuses_is_refused_in_one_line(selection):
+    refusals = [(f"{leaf.path}={_written(check.bad)}", (f"{leaf.path}=", check.rule))
+                for leaf, check in _ruled(selection)]
+    assert not _badly_refused(selection, refusals)
 
-    kinds: dict[tuple[str, str], tuple[tuple[str, ...], str]] = {}
-    for selection, leaf, override in WRONG_TYPES:
-        kinds.setdefault((section(selection, leaf), override.split("=", 1)[1]), (selection, override))
-    for selection, leaf, check in RULED:
-        kinds.setdefault((section(selection, leaf), "rule"), (selection, f"{leaf.path}={_written(check.bad)}"))
+
+def _one_of_each_kind(selections: list[tuple[str, ...]], keys: str) -> list[tuple[tuple[str, ...], str]]:
+    """The refusals above of the ``keys`` section (app, hydra.sweeper, hydra.launcher) of
+    ``selections``, one per kind of value: each wrong value as written, and a rule's bad value."""
+    kinds: dict[str, tuple[tuple[str, ...], str]] = {}
+    for selection in selections:
+        for leaf, override in _wrong_values(selection):
+            if _section(leaf) == keys:
+                kinds.setdefault(override.split("=", 1)[1], (selection, override))
+        for leaf, check in _ruled(selection):
+            if _section(leaf) == keys:
+                kinds.setdefault("rule", (selection, f"{leaf.path}={_written(check.bad)}"))
     return list(kinds.values())
 
 
-@pytest.mark.parametrize("selection, override", _one_of_each_kind(), ids=lambda value: str(value))
-def test_the_console_script_refuses_in_the_line_the_composed_config_gives(tmp_path, selection, override):
-    assert _refuses(tmp_path, *selection, override) == _refusal(selection, override)
+def _section(leaf: Leaf) -> str:
+    return ".".join(leaf.path.split(".")[:2]) if _is_sweep(leaf.path) else "app"
 
 
-def test_the_example_each_rule_suggests_passes_it():
+@pytest.mark.parametrize("selections, keys", [(_selections(), "app"), ([()], "hydra.sweeper"),
+                                              *(([launcher], "hydra.launcher") for launcher in LAUNCHER_SELECTIONS)],
+                         ids=["app", "sweeper", *LAUNCHERS])
+def test_the_console_script_refuses_in_the_line_the_composed_config_gives(tmp_path, selections, keys):
+    cases = _one_of_each_kind(selections, keys)
+    assert cases
+    for i, (selection, override) in enumerate(cases):
+        (tmp_path / str(i)).mkdir()
+        assert _refuses(tmp_path / str(i), *selection, override) == _refusal(selection, override)
+
+
+@pytest.mark.parametrize("selection", SELECTIONS, ids=_name)
+def test_the_example_each_rule_suggests_passes_it(selection):
     """Each example as a command-line override of its selection's config: parsed by Hydra's
     grammar and merged into the composed config as Hydra merges an override of a key (one
     composition per selection, not one per rule)."""
     parser = OverridesParser.create()
-    for selection in dict.fromkeys(selection for selection, _, _ in RULED):
-        composed = _composed(*selection, hydra_config=True)
-        for leaf, check in ((leaf, check) for chosen, leaf, check in RULED if chosen == selection):
-            (override,) = parser.parse_overrides([f"{leaf.path}={_written(check.example)}"])
-            cfg = copy.deepcopy(composed)
-            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
-            validate(cfg)
-            validate(cfg.hydra.launcher)
-            validate(cfg.hydra.sweeper)
+    composed = _composed(*selection, hydra_config=True)
+    for leaf, check in _ruled(selection):
+        (override,) = parser.parse_overrides([f"{leaf.path}={_written(check.example)}"])
+        cfg = copy.deepcopy(composed)
+        OmegaConf.update(cfg, override.key_or_group, override.value(), merge=True)
+        validate(cfg)
+        validate(cfg.hydra.launcher)
+        validate(cfg.hydra.sweeper)
 
 
 @pytest.mark.parametrize("device, expected", [
