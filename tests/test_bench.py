@@ -180,3 +180,12 @@ def test_recipes_compile_lever(tmp_path):
     compiled = json.loads((tmp_path / "c.json").read_text())["levers"]["compile"]
     assert set(compiled) == {"ratio", "cold_compile_s", "warm_compile_s", "note"}
     assert all(positive(compiled[key]) for key in ("ratio", "cold_compile_s", "warm_compile_s"))
+
+
+def test_the_performance_page_shows_the_kept_recipes_run():
+    """docs/performance.md quotes the kept quiet run of ``--recipes demo_long,demo --compile`` as the
+    script prints it."""
+    kept = json.loads((REPO / "docs" / "bench" / "recipes.json").read_text())
+    table = _bench_script().recipes_table(kept, _bench_script().DEFAULT_REPEATS)
+    assert table in (REPO / "docs" / "performance.md").read_text()
+    assert kept["recipes"]["demo"]["sweep_vs_first"] < 1 and set(kept["levers"]) >= {"compile", "channels_last"}
