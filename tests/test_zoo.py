@@ -43,7 +43,13 @@ def _owners(net, name: str) -> int:
     return sum(under(name, p) for p in paths)
 
 
-@pytest.mark.parametrize("family", timm.list_modules())
+# the families the default suite partitions: one of each way of cutting (timm's coarse grouping for a
+# CNN and a ViT, fine only, feature_info stages); every other family in the slow stage (about 75 s of CPU)
+PARTITIONED_BY_DEFAULT = {"resnet", "vision_transformer", "rdnet", "csatv2", "metaformer", "pit"}
+
+
+@pytest.mark.parametrize("family", [family if family in PARTITIONED_BY_DEFAULT else
+                                    pytest.param(family, marks=pytest.mark.slow) for family in timm.list_modules()])
 def test_every_timm_family_partitions_each_parameter_into_exactly_one_block(family):
     arch = REPRESENTATIVE.get(family, timm.list_models(module=family)[0])
     granularity = "fine" if family in FINE_ONLY else "coarse"
