@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TypeVar
 
 from hydra import compose, initialize_config_dir
+from hydra.errors import HydraException, MissingConfigException
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigKeyError, ValidationError
 
-from benchmark import schema  # noqa: F401  (importing it stores every schema in Hydra's ConfigStore)
+from benchmark import schema  # importing it stores every schema in Hydra's ConfigStore
 from benchmark.help import help_page
 from benchmark.protocol import run_label
 
@@ -47,6 +50,36 @@ def compose_config(*overrides: str, hydra_config: bool = False,
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
         return compose(CONFIG_NAME, overrides=with_search_path(list(overrides), config_dirs),
                        return_hydra_config=hydra_config)
+
+
+def composition_error(error: HydraException) -> str:
+    """The one line for what Hydra could not compose from the overrides: a value of the wrong type
+    (as the schema names it), an unknown option of a group, an unknown key; else Hydra's message."""
+    wrong_type = _cause(error, ValidationError)
+    if wrong_type is not None and wrong_type.full_key:
+        return str(schema.type_error(wrong_type.full_key, wrong_type.value, wrong_type.object_type))
+    if isinstance(error, MissingConfigException) and error.options:
+        group = (error.missing_cfg_file or "").rsplit("/", 1)[0]
+        wanted = (error.missing_cfg_file or "").rsplit("/", 1)[-1]
+        return (f"unknown {group} '{wanted}'; choose one of: {', '.join(error.options)} "
+                f"(e.g. {group}={error.options[0]})")
+    first = str(error).strip().splitlines()[0]
+    unknown = _cause(error, ConfigKeyError)
+    if first.startswith("Could not override") or (unknown is not None and unknown.full_key):
+        name = first.split("'")[1] if first.startswith("Could not override") else unknown.full_key
+        return (f"unknown config key '{name}'; check its spelling "
+                "(`python -m benchmark --cfg job` prints every key)")
+    return " ".join(str(error).split())
+
+
+E = TypeVar("E", bound=BaseException)
+
+
+def _cause(error: BaseException, kind: type[E]) -> E | None:
+    """The first exception of ``kind`` in the chain that raised ``error``."""
+    while error is not None and not isinstance(error, kind):
+        error = error.__cause__ or error.__context__
+    return error
 
 
 def with_search_path(overrides: list[str], config_dirs: Sequence[str]) -> list[str]:

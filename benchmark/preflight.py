@@ -11,22 +11,17 @@ from __future__ import annotations
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException, OverrideParseException
+from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig
-from omegaconf.errors import ConfigKeyError, ValidationError
 
-from benchmark.config import compose_config
+from benchmark.config import composition_error, compose_config
 from benchmark.errors import UserError
 from benchmark.measures import check_measures, enabled_measures
 from benchmark.protocol import HIGHEST, MEAN_HIGHEST, check_point, treatment_named
-from benchmark.schema import type_error, validate
+from benchmark.schema import validate
 from benchmark.train import check_device, evaluated_after
-
-E = TypeVar("E", bound=BaseException)
-
 
 def _variants(overrides: Sequence[str]) -> list[list[str]]:
     """One override list per sweep value: each value is composed at least once (the list of every
@@ -50,31 +45,6 @@ def _variants(overrides: Sequence[str]) -> list[list[str]]:
     variants = [base + [first[0] for first in sweeps[:i]] + [value] + [s[0] for s in sweeps[i + 1:]]
                 for i, values in enumerate(sweeps) for value in values]
     return [list(v) for v in dict.fromkeys(tuple(v) for v in variants)]
-
-
-def _explain(error: HydraException) -> str:
-    wrong_type = _cause(error, ValidationError)
-    if wrong_type is not None and wrong_type.full_key:
-        return str(type_error(wrong_type.full_key, wrong_type.value, wrong_type.object_type))
-    if isinstance(error, MissingConfigException) and error.options:
-        group = (error.missing_cfg_file or "").rsplit("/", 1)[0]
-        wanted = (error.missing_cfg_file or "").rsplit("/", 1)[-1]
-        return (f"unknown {group} '{wanted}'; choose one of: {', '.join(error.options)} "
-                f"(e.g. {group}={error.options[0]})")
-    first = str(error).strip().splitlines()[0]
-    unknown = _cause(error, ConfigKeyError)
-    if first.startswith("Could not override") or (unknown is not None and unknown.full_key):
-        name = first.split("'")[1] if first.startswith("Could not override") else unknown.full_key
-        return (f"unknown config key '{name}'; check its spelling "
-                "(`python -m benchmark --cfg job` prints every key)")
-    return " ".join(str(error).split())
-
-
-def _cause(error: BaseException, kind: type[E]) -> E | None:
-    """The first exception of ``kind`` in the chain that raised ``error``."""
-    while error is not None and not isinstance(error, kind):
-        error = error.__cause__ or error.__context__
-    return error
 
 
 def check_output_dir(path: str) -> None:
@@ -110,7 +80,7 @@ def check_overrides(overrides: Sequence[str], multirun: bool, config_dirs: Seque
         raise UserError(f"cannot parse the command line: {str(error).splitlines()[0]}; "
                         "write overrides as key=value, e.g. n=3") from None
     except HydraException as error:
-        raise UserError(_explain(error)) from None
+        raise UserError(composition_error(error)) from None
     try:
         output_dir = cfg.hydra.sweep.dir if multirun else cfg.hydra.run.dir
     except Exception:  # resolvers that only work inside a Hydra job: Hydra checks it then

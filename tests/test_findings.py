@@ -348,6 +348,12 @@ def test_bad_settings_end_in_one_error_line(tmp_path, capsys):
         main([str(make_sweep(tmp_path, ns=[1])), "--set", "analysis.findings.alpha=2"])
     assert capsys.readouterr().err.strip() == (
         "error: analysis.findings.alpha=2.0 must be in (0, 1); fix it, e.g. analysis.findings.alpha=0.05")
+    for setting, line in [("analysis.figures=maybe", "analysis.figures=maybe is not true or false"),
+                          ("analysis.findings.dip_points=abc", "analysis.findings.dip_points=abc is not a number"),
+                          ("analysis.nokey=1", "unknown config key 'analysis.nokey'")]:
+        with pytest.raises(SystemExit):
+            main([str(tmp_path), "--set", setting])
+        assert capsys.readouterr().err.strip().startswith(f"error: --set: {line}")  # as a run names it
     defaults = default_findings()
     with pytest.raises(UserError, match="middle_layers"):
         findings_settings({**defaults, "middle_layers": [0.8, 0.2]})

@@ -115,7 +115,7 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
 
 def default_analysis(overrides: Sequence[str] = ()) -> DictConfig:
     """``analysis`` as conf/config.yaml sets it, with ``analysis.KEY=VALUE`` overrides, checked."""
-    from benchmark.config import compose_config
+    from benchmark.config import composition_error, compose_config
 
     wrong = [o for o in overrides if not o.startswith("analysis.")]
     if wrong:
@@ -124,7 +124,7 @@ def default_analysis(overrides: Sequence[str] = ()) -> DictConfig:
     try:
         analysis = compose_config(*overrides).analysis
     except HydraException as exc:
-        raise AnalysisError(f"--set {' '.join(overrides)}: {exc}".splitlines()[0]) from None
+        raise AnalysisError(f"--set: {composition_error(exc)}") from None
     validate(analysis, "analysis.")
     check_measures(analysis.measures)
     return analysis
