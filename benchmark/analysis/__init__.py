@@ -84,7 +84,7 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
     _check_usable(sweep, collection, metric)
     analysis = analysis if analysis is not None else default_analysis()
     settings = findings_settings(findings if findings is not None else run_findings(
-        collection.results, defaults=OmegaConf.to_container(analysis.findings)))
+        collection.results, defaults=analysis.findings))
     records = complete(collection.results, analysis) if complete else collection.results
     summary = build_summary(records, metric)
     summary["runs"]["duplicates"] = len(collection.duplicates)
@@ -131,11 +131,13 @@ def default_analysis(overrides: Sequence[str] = ()) -> DictConfig:
 
 
 def run_findings(records: Sequence[RunRecord], overrides: Mapping | None = None,
-                 defaults: Mapping | None = None) -> dict:
+                 defaults: Mapping | DictConfig | None = None) -> dict:
     """The findings settings a sweep is judged by: ``analysis.findings`` as its runs were run with
     (a preset may set them: experiment=demo's still-improving tail), where every run records the
     same, over ``defaults`` (conf/config.yaml's unless given); ``overrides`` (keys set on the
     command line) on top."""
+    if isinstance(defaults, DictConfig):
+        defaults = OmegaConf.to_container(defaults)
     recorded = {json.dumps(((r.config or {}).get("analysis") or {}).get("findings") or {}, sort_keys=True)
                 for r in records}
     own = json.loads(recorded.pop()) if len(recorded) == 1 else {}
@@ -164,7 +166,7 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path | None, met
     collections = [collect(d) for d in dirs]
     analysis = analysis if analysis is not None else default_analysis()
     per_sweep = [findings] * len(dirs) if isinstance(findings, Mapping) else findings or [
-        run_findings(c.results, defaults=OmegaConf.to_container(analysis.findings)) for c in collections]
+        run_findings(c.results, defaults=analysis.findings) for c in collections]
     labels = sweep_labels([[r.config or {} for r in c.results] for c in collections])
     sweeps = [Sweep(d, label, c.results) for d, label, c in zip(dirs, labels, collections)]
     paths = compare(sweeps, out_dir, metric, [findings_settings(f) for f in per_sweep], analysis.figures)
