@@ -52,9 +52,10 @@ def compose_config(*overrides: str, hydra_config: bool = False,
                        return_hydra_config=hydra_config)
 
 
-def composition_error(error: HydraException) -> str:
-    """The one line for what Hydra could not compose from the overrides: a value of the wrong type
-    (as the schema names it), an unknown option of a group, an unknown key; else Hydra's message."""
+def composition_error(error: HydraException | ValidationError) -> str:
+    """The one line for what Hydra could not compose from the overrides (or OmegaConf could not
+    merge): a value of the wrong type (as the schema names it), an unknown option of a group, an
+    unknown key; else the error's own message."""
     wrong_type = _cause(error, ValidationError)
     if wrong_type is not None and wrong_type.full_key:
         return str(schema.type_error(wrong_type.full_key, wrong_type.value, wrong_type.object_type))

@@ -20,10 +20,10 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ValidationError
 
-from benchmark.config import CONFIG_DIR, compose_config
+from benchmark.config import CONFIG_DIR, compose_config, composition_error
 from benchmark.errors import UserError
 from benchmark.preflight import check_config
-from benchmark.schema import Leaf, schema_leaves, stored_options, type_error, validate
+from benchmark.schema import Leaf, schema_leaves, stored_options, validate
 from conftest import NO_FIGURES, run_main
 
 GROUPS = ("dataset", "model", "train", "split")
@@ -177,8 +177,8 @@ def _refusal(selection: tuple[str, ...], override: str) -> str:
     without a composition of its own: the selection's config composed once (``_composed``), the
     override parsed by Hydra's grammar and merged as Hydra merges a key's override, then the checks
     every command line gets (``check_config``; a sweep's for a launcher's or the sweeper's key). A
-    value OmegaConf cannot convert to a typed key is named by ``type_error``, as the console script
-    names it. ``test_the_console_script_refuses_in_the_line_the_composed_config_gives`` holds the two
+    value OmegaConf cannot convert to a typed key is named by ``composition_error``, as the console
+    script names it. ``test_the_console_script_refuses_in_the_line_the_composed_config_gives`` holds the two
     equal (on the day this was written, for every one of the 494 values below)."""
     (parsed,) = OverridesParser.create().parse_overrides([override])
     cfg = copy.deepcopy(_composed(*selection, hydra_config=True))
@@ -186,7 +186,7 @@ def _refusal(selection: tuple[str, ...], override: str) -> str:
         OmegaConf.update(cfg, parsed.key_or_group, parsed.value(), merge=True)
         check_config(cfg, single_run=not _is_sweep(override))
     except ValidationError as error:
-        return f"error: {type_error(error.full_key, error.value, error.object_type)}"
+        return f"error: {composition_error(error)}"
     except UserError as error:
         return f"error: {error}"
     raise AssertionError(f"{override} on {selection or 'the default config'} was accepted")
