@@ -7,7 +7,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from functools import partial
 from pathlib import Path
 
 import pytest
@@ -130,11 +129,14 @@ def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
 
 
 def test_joblib_launcher_runs_in_parallel_without_training_a_base_twice(tmp_path):
-    proc = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "wandb.mode=disabled",
-                  "threads=1", NO_FIGURES, run=partial(run_cli, timeout=600))  # a process of its own: joblib's workers outlive the sweep
+    # baseB (which trains baseA too, the transfer's source), then BnB2 and AnB2 at once: neither trains a base
+    proc = run_cli("-m", "experiment=smoke", "treatment=base,selffer,transfer", "n=0,2", "finetune=false",
+                   "target=B", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra/launcher=joblib",
+                   "hydra.launcher.n_jobs=2", "wandb.mode=disabled", "threads=1", NO_FIGURES, cwd=tmp_path,
+                   timeout=600)  # a process of its own: joblib's workers outlive the sweep
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
-    assert len(list(sweep.glob("*/result.json"))) == 9
+    assert sorted(p.parent.name for p in sweep.glob("*/result.json")) == ["AnB2-seed0", "BnB2-seed0", "baseB-seed0"]
     assert sorted(base_trainings(sweep)) == ["baseA", "baseB"]
     assert (sweep / "summary.json").exists()
 
