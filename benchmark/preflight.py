@@ -23,6 +23,7 @@ from benchmark.protocol import HIGHEST, MEAN_HIGHEST, check_point, treatment_nam
 from benchmark.schema import validate
 from benchmark.train import check_device, evaluated_after
 
+
 def _variants(overrides: Sequence[str]) -> list[list[str]]:
     """One override list per sweep value: each value is composed at least once (the list of every
     axis's first value once, not once per axis)."""

@@ -178,8 +178,8 @@ def _refusal(selection: tuple[str, ...], override: str) -> str:
     override parsed by Hydra's grammar and merged as Hydra merges a key's override, then the checks
     every command line gets (``check_config``; a sweep's for a launcher's or the sweeper's key). A
     value OmegaConf cannot convert to a typed key is named by ``composition_error``, as the console
-    script names it. ``test_the_console_script_refuses_in_the_line_the_composed_config_gives`` holds the two
-    equal (on the day this was written, for every one of the 494 values below)."""
+    script names it. ``test_the_console_script_refuses_in_the_line_the_composed_config_gives`` holds the
+    two equal for one value of each kind (on the day this was written, for all 494 values tried then)."""
     (parsed,) = OverridesParser.create().parse_overrides([override])
     cfg = copy.deepcopy(_composed(*selection, hydra_config=True))
     try:
