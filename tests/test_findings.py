@@ -13,6 +13,7 @@ import pytest
 
 from benchmark.analysis import aggregate, compare_sweeps, default_findings
 from benchmark.analysis.__main__ import main
+from benchmark.analysis.compare import differences, sweep_labels
 from benchmark.analysis import findings as findings_module
 from benchmark.analysis.findings import findings_settings, layer_ranges, regions_table
 from benchmark.errors import UserError
@@ -284,6 +285,7 @@ def test_finding_5_across_a_random_and_a_dissimilar_sweep(tmp_path):
     paths = compare_sweeps([random, family], tmp_path / "out", findings=findings)
     text = paths["markdown"].read_text()
     assert "split.name=random" in text and "split.name=family" in text  # legend: what differs
+    assert "## What differs between the sweeps" in text
     assert text.split("## Finding 5 across the sweeps")[1].count(f"| {HOLDS} |") == 1
     assert paths["png"].read_bytes().startswith(b"\x89PNG")
     noisy = with_changes(AnB=lambda n, s: paper("AnB", n, s) - (2.0 + noise(s, 0, 12.0) if n >= 5 else 0.0))
@@ -293,6 +295,25 @@ def test_finding_5_across_a_random_and_a_dissimilar_sweep(tmp_path):
         other = make_sweep(tmp_path / name, curve, split="family")
         again = compare_sweeps([random, other], tmp_path / f"out-{name}", findings=findings, analysis=numbers_only())
         assert verdict in again["markdown"].read_text().split("across the sweeps")[1], name
+
+
+def test_a_comparison_names_each_sweep_by_the_fewest_settings_that_tell_them_apart():
+    """Sweeps on two datasets and two splits differ in a dozen settings (a dataset's mean, its
+    recipe's epochs): the legend names them by dataset and split, every difference stays listed."""
+    def sweep(dataset: str, split: str, epochs: int) -> list[dict]:
+        config = {"dataset": {"name": dataset, "mean": [0.5 if dataset == "cifar10" else 0.4]},
+                  "split": {"name": split}, "train": {"epochs": epochs}, "model": {"name": "convnet8"}}
+        return [config | {"seed": seed} for seed in (0, 1)]
+    configs = [sweep("tiny_imagenet", "random", 40), sweep("tiny_imagenet", "natural_manmade", 40),
+               sweep("cifar10", "random", 60)]
+    differing = differences(configs)
+    assert sweep_labels(differing) == ["dataset.name=tiny_imagenet, split.name=random",
+                                       "dataset.name=tiny_imagenet, split.name=natural_manmade",
+                                       "dataset.name=cifar10, split.name=random"]
+    assert differing[2] == {"dataset.mean": [0.5], "dataset.name": "cifar10", "split.name": "random", "train.epochs": 60}
+    assert sweep_labels(differences([sweep("cifar10", "random", 60), sweep("cifar10", "random", 90)])) == \
+        ["train.epochs=60", "train.epochs=90"]  # no named setting differs: the first other one that does
+    assert sweep_labels(differences([sweep("cifar10", "random", 60)] * 2)) == ["sweep 1", "sweep 2"]
 
 
 def test_the_comparison_sets_each_sweep_s_own_verdicts_side_by_side(tmp_path):

@@ -20,7 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from benchmark.analysis.cheap_answer import cheap_answer
 from benchmark.analysis.collect import Collection, collect
-from benchmark.analysis.compare import Sweep, compare, sweep_labels
+from benchmark.analysis.compare import Sweep, compare, differences, sweep_labels
 from benchmark.analysis.cost import sweep_cost
 from benchmark.analysis.curve import build_summary, curve_rows, is_usable, pooled_settings, unscored_reason
 from benchmark.analysis.export import write_json, write_results_csv, write_text
@@ -167,8 +167,9 @@ def compare_sweeps(sweep_dirs: Sequence[str | Path], out: str | Path | None, met
     analysis = analysis if analysis is not None else default_analysis()
     per_sweep = [findings] * len(dirs) if isinstance(findings, Mapping) else findings or [
         run_findings(c.results, defaults=analysis.findings) for c in collections]
-    labels = sweep_labels([[r.config or {} for r in c.results] for c in collections])
-    sweeps = [Sweep(d, label, c.results) for d, label, c in zip(dirs, labels, collections)]
+    differing = differences([[r.config or {} for r in c.results] for c in collections])
+    labels = sweep_labels(differing)
+    sweeps = [Sweep(d, label, c.results, differs) for d, label, c, differs in zip(dirs, labels, collections, differing)]
     paths = compare(sweeps, out_dir, metric, [findings_settings(f) for f in per_sweep], analysis.figures)
     if summaries:
         paths.update(cheap_answer(labels, summaries, analysis, out_dir))

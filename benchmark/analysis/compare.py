@@ -28,25 +28,51 @@ from benchmark.tracking import flatten
 COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 STYLES = {TRANSFER: "-", SELFFER: "--", TRANSFER_TUNED: ":"}  # the series drawn per sweep, by line style
 RUN_KEYS = ("treatment", "n", "finetune", "target", "seed", "source", "hydra")
+LABEL_KEYS = ("dataset.name", "split.name", "model.name", "model.arch")  # what a legend names a sweep by first
 
 
 @dataclass(frozen=True)
 class Sweep:
-    """One sweep of a comparison: its directory, legend label and usable results."""
+    """One sweep of a comparison: its directory, legend label, usable results and the settings
+    in which it differs from the others."""
 
     path: Path
     label: str
     results: list[RunRecord]
+    differs: dict
 
 
-def sweep_labels(configs: Sequence[list[dict]]) -> list[str]:
-    """A legend entry per sweep from the settings that differ between sweeps (each sweep's
-    settings: the config keys its runs agree on, without the run's point and execution keys)."""
+def differences(configs: Sequence[list[dict]]) -> list[dict]:
+    """Per sweep (its runs' configs), the settings whose values differ between the sweeps (a
+    sweep's settings: the config keys its runs agree on, without the run's point and execution keys)."""
     shared = [_constant_keys(runs) for runs in configs]
-    keys = sorted({k for settings in shared for k in settings
-                   if len({repr(s.get(k)) for s in shared}) > 1})
-    return [", ".join(f"{k}={settings.get(k)}" for k in keys) or f"sweep {i + 1}"
-            for i, settings in enumerate(shared)]
+    keys = sorted({k for settings in shared for k in settings if len({repr(s.get(k)) for s in shared}) > 1})
+    return [{k: settings.get(k) for k in keys} for settings in shared]
+
+
+def sweep_labels(differing: Sequence[dict]) -> list[str]:
+    """A legend entry per sweep: the fewest of the settings that differ (:func:`differences`) that
+    tell the sweeps apart, taken in :data:`LABEL_KEYS` order, then by name. What follows from a
+    dataset's name (its mean and std, its recipe's epochs) is left to comparison.md's list."""
+    chosen: list[str] = []
+    for key in sorted({k for settings in differing for k in settings}, key=_label_order):
+        if _distinct(differing, chosen) == len(differing):
+            break
+        if _distinct(differing, [*chosen, key]) > _distinct(differing, chosen):
+            chosen.append(key)
+    return [_label(settings, chosen) or f"sweep {i + 1}" for i, settings in enumerate(differing)]
+
+
+def _distinct(differing: Sequence[dict], keys: Sequence[str]) -> int:
+    return len({_label(settings, keys) for settings in differing})
+
+
+def _label_order(key: str) -> tuple[int, str]:
+    return (LABEL_KEYS.index(key) if key in LABEL_KEYS else len(LABEL_KEYS), key)
+
+
+def _label(settings: dict, keys: Sequence[str]) -> str:
+    return ", ".join(f"{k}={settings.get(k)}" for k in keys)
 
 
 def _constant_keys(configs: list[dict]) -> dict:
@@ -71,6 +97,8 @@ def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Seque
     lines = ["# Sweeps compared", "", "## Verdicts side by side", "",
              verdict_grid([s.label for s in sweeps],
                           [summary | {"findings": block} for summary, block in zip(summaries, blocks)]), ""]
+    lines += ["## What differs between the sweeps", "",
+              *[f"- {sweep.label}: {_label(sweep.differs, list(sweep.differs)) or 'nothing'}" for sweep in sweeps], ""]
     for sweep, block in zip(sweeps, blocks):
         lines += [f"## {sweep.label} ({sweep.path})", "", findings_rows(block["findings"]), ""]
     across = [f for f in pooled["findings"] if f["id"] == 5]
