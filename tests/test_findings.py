@@ -316,6 +316,20 @@ def test_a_comparison_names_each_sweep_by_the_fewest_settings_that_tell_them_apa
     assert sweep_labels(differences([sweep("cifar10", "random", 60)] * 2)) == ["sweep 1", "sweep 2"]
 
 
+def test_finding_5_across_two_datasets_says_it_mixes_them(tmp_path):
+    random = make_sweep(tmp_path / "random")
+    for path in random.glob("*/result.json"):  # the random split on another dataset
+        result = json.loads(path.read_text())
+        result["config"]["dataset"] = {"name": "cifar10"}
+        path.write_text(json.dumps(result))
+    family = make_sweep(tmp_path / "family", split="family")
+    text = compare_sweeps([random, family], tmp_path / "out", analysis=numbers_only())["markdown"].read_text()
+    assert "dataset.name=cifar10, split.name=random" in text
+    assert "The sweeps are on 2 datasets (None, cifar10)" in text.split("## Finding 5 across the sweeps")[1]
+    same = compare_sweeps([make_sweep(tmp_path / "random-again"), family], tmp_path / "same", analysis=numbers_only())
+    assert "datasets" not in same["markdown"].read_text().split("## Finding 5 across the sweeps")[1]
+
+
 def test_the_comparison_sets_each_sweep_s_own_verdicts_side_by_side(tmp_path):
     """One row per sweep: its baseB and each finding's verdict as its own findings.md gives it
     (sanity gating included), the grid docs/validation.md compares recipes and worlds with."""

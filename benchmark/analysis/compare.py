@@ -103,8 +103,19 @@ def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Seque
         lines += [f"## {sweep.label} ({sweep.path})", "", findings_rows(block["findings"]), ""]
     across = [f for f in pooled["findings"] if f["id"] == 5]
     lines += ["## Finding 5 across the sweeps", "", findings_rows(across), ""]
-    lines += [f"{f['detail']}." for f in across]
+    lines += [f"{f['detail']}." for f in across] + _mixed_datasets(sweeps)
     return {**paths, "markdown": write_text(out_dir / "comparison.md", "\n".join(lines) + "\n")}
+
+
+def _mixed_datasets(sweeps: Sequence[Sweep]) -> list[str]:
+    """A warning where finding 5 pools the splits of several datasets: a dissimilar split's extra
+    drop is then confounded with the datasets' own difference."""
+    datasets = sorted({str(s.differs.get("dataset.name")) for s in sweeps if "dataset.name" in s.differs})
+    if len(datasets) < 2:
+        return []
+    return ["", f"The sweeps are on {len(datasets)} datasets ({', '.join(datasets)}): finding 5 above pools the "
+            "random splits of all of them against the dissimilar ones, so a dataset's own drop counts as the "
+            "split's. Compare the sweeps of one dataset for finding 5."]
 
 
 def findings_across(sweep: list[RunRecord], dissimilar: list[RunRecord], metric: str,
