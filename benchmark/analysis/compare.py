@@ -28,7 +28,8 @@ from benchmark.tracking import flatten
 COLORS = ("#1b9e77", "#d95f02", "#7570b3", "#e7298a", "#66a61e", "#e6ab02", "#a6761d", "#666666")
 STYLES = {TRANSFER: "-", SELFFER: "--", TRANSFER_TUNED: ":"}  # the series drawn per sweep, by line style
 RUN_KEYS = ("treatment", "n", "finetune", "target", "seed", "source", "hydra")
-LABEL_KEYS = ("dataset.name", "split.name", "model.name", "model.arch")  # what a legend names a sweep by first
+DATASET_KEY = "dataset.name"
+LABEL_KEYS = (DATASET_KEY, "split.name", "model.name", "model.arch")  # what a legend names a sweep by first
 
 
 @dataclass(frozen=True)
@@ -110,7 +111,7 @@ def compare(sweeps: Sequence[Sweep], out_dir: Path, metric: str, settings: Seque
 def _mixed_datasets(sweeps: Sequence[Sweep]) -> list[str]:
     """A warning where finding 5 pools the splits of several datasets: a dissimilar split's extra
     drop is then confounded with the datasets' own difference."""
-    datasets = sorted({str(s.differs.get("dataset.name")) for s in sweeps if "dataset.name" in s.differs})
+    datasets = sorted({str(s.differs[DATASET_KEY]) for s in sweeps if DATASET_KEY in s.differs})
     if len(datasets) < 2:
         return []
     return ["", f"The sweeps are on {len(datasets)} datasets ({', '.join(datasets)}): finding 5 above pools the "
