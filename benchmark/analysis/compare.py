@@ -56,11 +56,13 @@ def sweep_labels(differing: Sequence[dict]) -> list[str]:
     tell the sweeps apart, taken in :data:`LABEL_KEYS` order, then by name. What follows from a
     dataset's name (its mean and std, its recipe's epochs) is left to comparison.md's list."""
     chosen: list[str] = []
+    told_apart = _distinct(differing, chosen)
     for key in sorted({k for settings in differing for k in settings}, key=_label_order):
-        if _distinct(differing, chosen) == len(differing):
+        if told_apart == len(differing):
             break
-        if _distinct(differing, [*chosen, key]) > _distinct(differing, chosen):
+        if _distinct(differing, [*chosen, key]) > told_apart:
             chosen.append(key)
+            told_apart = _distinct(differing, chosen)
     return [_label(settings, chosen) or f"sweep {i + 1}" for i, settings in enumerate(differing)]
 
 
