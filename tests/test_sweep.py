@@ -6,7 +6,8 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -20,9 +21,9 @@ GRID = ["treatment=base,selffer,transfer", "n=0,2,5", "finetune=false,true", "ta
 OUTPUTS = ["results.csv", "summary.json", "generality.png", "generality.pdf", "table.tex", "findings.md"]
 
 
-def _sweep(tmp_path: Path, *extra: str, run: Callable = run_main):
+def _sweep(tmp_path: Path, *extra: str, run: Callable = run_main, grid: Sequence[str] = GRID):
     """The grid's sweep in-process (``run_main``), or as ``run`` runs it."""
-    return run("-m", "experiment=smoke", *GRID, f"hydra.sweep.dir={tmp_path / 'sweep'}", *extra, cwd=tmp_path)
+    return run("-m", "experiment=smoke", *grid, f"hydra.sweep.dir={tmp_path / 'sweep'}", *extra, cwd=tmp_path)
 
 
 def test_runs_that_copy_no_base_of_the_sweep_run_in_the_first_wave_after_the_base_runs():
@@ -130,10 +131,9 @@ def test_sweep_trains_each_base_once_aggregates_and_resumes(tmp_path):
 
 def test_joblib_launcher_runs_in_parallel_without_training_a_base_twice(tmp_path):
     # baseB (which trains baseA too, the transfer's source), then BnB2 and AnB2 at once: neither trains a base
-    proc = run_cli("-m", "experiment=smoke", "treatment=base,selffer,transfer", "n=0,2", "finetune=false",
-                   "target=B", f"hydra.sweep.dir={tmp_path / 'sweep'}", "hydra/launcher=joblib",
-                   "hydra.launcher.n_jobs=2", "wandb.mode=disabled", "threads=1", NO_FIGURES, cwd=tmp_path,
-                   timeout=600)  # a process of its own: joblib's workers outlive the sweep
+    proc = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "wandb.mode=disabled", "threads=1",
+                  NO_FIGURES, grid=["treatment=base,selffer,transfer", "n=0,2", "finetune=false", "target=B"],
+                  run=partial(run_cli, timeout=600))  # a process of its own: joblib's workers outlive the sweep
     assert proc.returncode == 0, proc.stderr[-3000:]
     sweep = tmp_path / "sweep"
     assert sorted(p.parent.name for p in sweep.glob("*/result.json")) == ["AnB2-seed0", "BnB2-seed0", "baseB-seed0"]
