@@ -80,7 +80,8 @@ def test_a_killed_run_continues_its_own_wandb_run_and_a_finished_one_opens_none(
     _finish(run_dir, cache, *offline)  # finished: skipped, no W&B run opened
     files = sorted(run_dir.glob("wandb/offline-run-*/run-*.wandb"))
     assert len(files) == 2, files
-    (_, killed_steps), (resumed_id, resumed_steps) = map(run_id_and_steps, files)
+    killed, resumed = files
+    (_, killed_steps), (resumed_id, resumed_steps) = run_id_and_steps(killed, closed=False), run_id_and_steps(resumed)
     # the killed process may not have written even its run record: W&B names the file by the id
     assert [f.stem for f in files] == [f"run-{resumed_id}"] * 2
     first = resumed_steps[0]  # the checkpoint's last epoch, reported again after the kill

@@ -41,9 +41,11 @@ def records(path: Path) -> list[wandb_internal_pb2.Record]:
 
 
 def summary_and_run(path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """The final summary items (key -> JSON value) and the run's name, group and job type."""
+    """The final summary items (key -> JSON value) and the run's name, group and job type,
+    read once the run is closed: W&B's service may still be writing the file when the
+    process that logged it has exited."""
     summary, run = {}, {}
-    for record in records(path):
+    for record in closed_records(path):
         kind = record.WhichOneof("record_type")
         if kind == "summary":
             summary.update({item.key: item.value_json for item in record.summary.update})
@@ -53,10 +55,11 @@ def summary_and_run(path: Path) -> tuple[dict[str, str], dict[str, str]]:
     return summary, run
 
 
-def run_id_and_steps(path: Path) -> tuple[str, list[int]]:
-    """The run's id and the steps of its history records, in the order they were logged."""
+def run_id_and_steps(path: Path, closed: bool = True) -> tuple[str, list[int]]:
+    """The run's id and the steps of its history records, in the order they were logged;
+    ``closed=False`` reads a killed run's file, which never gets its ``exit`` record."""
     run_id, steps = "", []
-    for record in records(path):
+    for record in closed_records(path) if closed else records(path):
         kind = record.WhichOneof("record_type")
         if kind == "run":
             run_id = record.run.run_id
