@@ -261,14 +261,15 @@ def test_a_lost_node_loses_no_finished_run_and_the_rerun_finishes_the_rest(tmp_p
 
 def test_a_run_longer_than_its_time_limit_goes_on_over_several_allocations(tmp_path):
     name = "slurm-timeout"
-    # about a minute and a half of training: longer than Slurm's shortest time limit
-    args = _grid(name, "treatment=base", "n=0", *SLOW, "dataset.params.train_per_class=200", "train.epochs=150")
+    # 2 to 6 minutes of training (0.2 to 0.55 s an epoch on the machines it ran on), so it never
+    # fits in one 1-minute allocation: with 150 epochs a faster machine finished before the signal
+    args = _grid(name, "treatment=base", "n=0", *SLOW, "dataset.params.train_per_class=200", "train.epochs=600")
     sweep, cache = tmp_path / "sweep", tmp_path / "cache"
     # slurmctld sends the time-limit signal (USR2) up to 30 s before the time asked for, so a
     # short delay: the signal comes 25-55 s into each 1-minute allocation, after submitit's
     # handler is in place; it saves the job and requeues it (max_num_timeout requeues)
     proc = _start(sweep, cache, *args, "hydra.launcher.timeout_min=1",
-                  "hydra.launcher.signal_delay_s=5", "hydra.launcher.max_num_timeout=10")
+                  "hydra.launcher.signal_delay_s=5", "hydra.launcher.max_num_timeout=20")
     expected = _in_process(tmp_path, *args)  # meanwhile, on the other core
     code, out = _finish(proc, sweep)
     assert code == 0, out[-3000:]
