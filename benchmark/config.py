@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import TypeVar
 
 from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, MissingConfigException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
 from benchmark import schema  # importing it stores every schema in Hydra's ConfigStore
@@ -71,6 +72,23 @@ def composition_error(error: HydraException | ValidationError) -> str:
         return (f"unknown config key '{name}'; check its spelling "
                 "(`python -m benchmark --cfg job` prints every key)")
     return " ".join(str(error).split())
+
+
+def boolean_error(overrides: Sequence[str], cfg: DictConfig) -> str | None:
+    """The one line for an override that gives a true/false key of ``cfg`` (composed from
+    ``overrides``) anything but true or false: OmegaConf takes any whole number (finetune=2) and
+    yes, no, on, off as a boolean, so a slip would run as something nobody wrote."""
+    for override in OverridesParser.create().parse_overrides(list(overrides)):
+        if override.is_delete() or override.is_sweep_override():
+            continue  # a sweep's values are given to this one at a time
+        value, path = override.value(), override.key_or_group
+        if isinstance(value, bool) or value is None or str(value).startswith("${"):
+            continue
+        parent_path, _, name = path.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
+        if isinstance(parent, DictConfig) and name in parent and isinstance(parent._get_node(name), BooleanNode):
+            return str(schema.type_error(path, value, OmegaConf.get_type(parent)))
+    return None
 
 
 E = TypeVar("E", bound=BaseException)

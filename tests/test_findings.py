@@ -384,6 +384,7 @@ def test_bad_settings_end_in_one_error_line(tmp_path, capsys):
     assert capsys.readouterr().err.strip() == (
         "error: analysis.findings.alpha=2.0 must be in (0, 1); fix it, e.g. analysis.findings.alpha=0.05")
     for setting, line in [("analysis.figures=maybe", "analysis.figures=maybe is not true or false"),
+                          ("analysis.figures=2", "analysis.figures=2 is not true or false"),  # OmegaConf: true
                           ("analysis.findings.dip_points=abc", "analysis.findings.dip_points=abc is not a number"),
                           ("analysis.nokey=1", "unknown config key 'analysis.nokey'")]:
         with pytest.raises(SystemExit):

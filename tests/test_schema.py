@@ -20,9 +20,9 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ValidationError
 
-from benchmark.config import CONFIG_DIR, compose_config, composition_error
+from benchmark.config import CONFIG_DIR, boolean_error, compose_config, composition_error
 from benchmark.errors import UserError
-from benchmark.preflight import check_config
+from benchmark.preflight import check_config, check_overrides
 from benchmark.schema import Leaf, schema_leaves, stored_options, validate
 from conftest import NO_FIGURES, run_main
 
@@ -94,7 +94,7 @@ def _wrong_types(kind: object) -> list[str]:
     if int in kinds and str in kinds:
         return ["[1]"]
     if bool in kinds:
-        return ["maybe"]
+        return ["maybe", "2", "yes"]  # OmegaConf itself takes a whole number and yes/no/on/off
     if int in kinds:
         return ["abc", "0.5"]
     if float in kinds:
@@ -175,13 +175,16 @@ def _written(value: object) -> str:
 def _refusal(selection: tuple[str, ...], override: str) -> str:
     """The error line the checks before any work give for ``override`` on ``selection``'s config,
     without a composition of its own: the selection's config composed once (``_composed``), the
-    override parsed by Hydra's grammar and merged as Hydra merges a key's override, then the checks
-    every command line gets (``check_config``; a sweep's for a launcher's or the sweeper's key). A
+    override parsed by Hydra's grammar (a true/false key given anything else is refused as written,
+    ``boolean_error``) and merged as Hydra merges a key's override, then the checks every command
+    line gets (``check_config``; a sweep's for a launcher's or the sweeper's key). A
     value OmegaConf cannot convert to a typed key is named by ``composition_error``, as the console
     script names it. ``test_the_console_script_refuses_in_the_line_the_composed_config_gives`` holds the
     two equal for one value of each kind (on the day this was written, for all 494 values tried then)."""
     (parsed,) = OverridesParser.create().parse_overrides([override])
     cfg = copy.deepcopy(_composed(*selection, hydra_config=True))
+    if problem := boolean_error([override], cfg):
+        return f"error: {problem}"
     try:
         OmegaConf.update(cfg, parsed.key_or_group, parsed.value(), merge=True)
         check_config(cfg, single_run=not _is_sweep(override))
@@ -277,6 +280,15 @@ def test_a_device_that_is_not_here_is_named_with_what_is(tmp_path, device, expec
     if device == "cuda" and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
     assert expected in _refuses(tmp_path, "experiment=smoke", f"device={device}")
+
+
+def test_each_value_of_a_swept_true_false_key_is_true_or_false(tmp_path):
+    with pytest.raises(UserError) as refused:
+        check_overrides(["finetune=false,2", "treatment=transfer", "n=2", f"hydra.sweep.dir={tmp_path}"],
+                        multirun=True)
+    assert str(refused.value) == "finetune=2 is not true or false; write e.g. finetune=true"
+    check_overrides(["finetune=false,true", "treatment=transfer", "n=2", "model.batchnorm=${finetune}",
+                     f"hydra.sweep.dir={tmp_path}"], multirun=True)  # an interpolation is no slip
 
 
 SWEEP_START_FILES = ("multirun.yaml", "sweep_plan.json")  # every start of a sweep writes them anew
