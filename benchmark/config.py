@@ -82,13 +82,17 @@ def boolean_error(overrides: Sequence[str], cfg: DictConfig) -> str | None:
         if override.is_delete() or override.is_sweep_override():
             continue  # a sweep's values are given to this one at a time
         value, path = override.value(), override.key_or_group
-        if isinstance(value, bool) or value is None or str(value).startswith("${"):
+        if isinstance(value, bool) or value is None or _quoted_boolean_or_interpolation(str(value)):
             continue
         parent_path, _, name = path.rpartition(".")
         parent = OmegaConf.select(cfg, parent_path) if parent_path else cfg
         if isinstance(parent, DictConfig) and name in parent and isinstance(parent._get_node(name), BooleanNode):
             return str(schema.type_error(path, value, OmegaConf.get_type(parent)))
     return None
+
+
+def _quoted_boolean_or_interpolation(written: str) -> bool:
+    return written.lower() in ("true", "false") or written.startswith("${")
 
 
 E = TypeVar("E", bound=BaseException)
