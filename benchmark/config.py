@@ -9,7 +9,7 @@ from typing import TypeVar
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.errors import HydraException, MissingConfigException
+from hydra.errors import ConfigCompositionException, HydraException, MissingConfigException
 from omegaconf import BooleanNode, DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError, ValidationError
 
@@ -47,10 +47,14 @@ def compose_config(*overrides: str, hydra_config: bool = False,
                    config_dirs: Sequence[str] = ()) -> DictConfig:
     """The config a run gets from these command-line overrides (``hydra_config``: with the
     ``hydra`` node, as the app sees it; ``config_dirs``: the user's own config folders, as
-    ``--config-dir`` adds them)."""
+    ``--config-dir`` adds them). A true/false key given anything else fails as Hydra's own
+    composition errors do (:func:`boolean_error`)."""
     with initialize_config_dir(CONFIG_DIR, version_base="1.3"):
-        return compose(CONFIG_NAME, overrides=with_search_path(list(overrides), config_dirs),
-                       return_hydra_config=hydra_config)
+        cfg = compose(CONFIG_NAME, overrides=with_search_path(list(overrides), config_dirs),
+                      return_hydra_config=hydra_config)
+    if problem := boolean_error(overrides, cfg):
+        raise ConfigCompositionException(problem)
+    return cfg
 
 
 def composition_error(error: HydraException | ValidationError) -> str:

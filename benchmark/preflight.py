@@ -16,7 +16,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import HydraException, OverrideParseException
 from omegaconf import DictConfig
 
-from benchmark.config import boolean_error, composition_error, compose_config
+from benchmark.config import composition_error, compose_config
 from benchmark.errors import UserError
 from benchmark.measures import check_measures, enabled_measures
 from benchmark.protocol import HIGHEST, MEAN_HIGHEST, check_point, treatment_named
@@ -73,8 +73,6 @@ def check_overrides(overrides: Sequence[str], multirun: bool, config_dirs: Seque
         treatments = set()
         for variant in _variants(overrides):
             cfg = compose_config(*variant, hydra_config=True, config_dirs=config_dirs)
-            if problem := boolean_error(variant, cfg):
-                raise UserError(problem)
             check_config(cfg, single_run=not multirun)
             treatments.add(str(cfg.treatment))
         if multirun:

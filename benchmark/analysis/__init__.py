@@ -115,19 +115,16 @@ def aggregate(sweep_dir: str | Path, reference: str | None = None, metric: str =
 
 def default_analysis(overrides: Sequence[str] = ()) -> DictConfig:
     """``analysis`` as conf/config.yaml sets it, with ``analysis.KEY=VALUE`` overrides, checked."""
-    from benchmark.config import boolean_error, composition_error, compose_config
+    from benchmark.config import composition_error, compose_config
 
     wrong = [o for o in overrides if not o.startswith("analysis.")]
     if wrong:
         raise AnalysisError(f"--set {wrong[0]}: only analysis.KEY=VALUE can be set here "
                             "(e.g. analysis.findings.alpha=0.01)")
     try:
-        cfg = compose_config(*overrides)
+        analysis = compose_config(*overrides).analysis
     except HydraException as exc:
         raise AnalysisError(f"--set: {composition_error(exc)}") from None
-    if problem := boolean_error(overrides, cfg):
-        raise AnalysisError(f"--set: {problem}")
-    analysis = cfg.analysis
     validate(analysis, "analysis.")
     check_measures(analysis.measures)
     return analysis
